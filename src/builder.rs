@@ -1,0 +1,226 @@
+//! [`CacheBuilder`]: every setting of a cache, chosen once.
+
+use std::fmt;
+use std::hash::Hash;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::cache::{Cache, Config, Inner, Listener, Weigher};
+use crate::clock::{Clock, Time};
+use crate::listener::RemovalCause;
+use crate::load::{LoadDefaults, Retry};
+use crate::tenant_id::TenantId;
+
+/// Most shards a cache can have.
+pub const MAX_SHARDS: usize = 1 << 16;
+
+/// Builds a [`Cache`]. Get one from [`Cache::builder`].
+///
+/// Every setting has a default: no capacity limit, `tenant_capacity` equal
+/// to `max_capacity`, no expiry, weight 1 per entry, no listener, shards
+/// from the number of cores, and loads with no deadline and no retry.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use tenant_cache::{Cache, RemovalCause, Retry, TenantId};
+///
+/// let cache: Cache<String, Arc<Vec<u8>>> = Cache::builder()
+///     .max_capacity(64 * 1024 * 1024) // bytes, with the weigher below
+///     .tenant_capacity(8 * 1024 * 1024)
+///     .weigher(|_key: &String, value: &Arc<Vec<u8>>| value.len().try_into().unwrap_or(u32::MAX))
+///     .time_to_live(Duration::from_secs(300))
+///     .eviction_listener(|tenant: &TenantId, key: &String, _v: &Arc<Vec<u8>>, cause: RemovalCause| {
+///         if cause.was_evicted() {
+///             eprintln!("{tenant}: {key} left ({cause:?})");
+///         }
+///     })
+///     .load_timeout(Duration::from_millis(50))
+///     .retry(Retry::attempts(2))
+///     .stale_if_error(Duration::from_secs(60))
+///     .shards(16)
+///     .name("blobs")
+///     .build();
+/// assert_eq!(cache.name(), "blobs");
+/// ```
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct CacheBuilder<K, V> {
+    max_capacity: u64,
+    tenant_capacity: Option<u64>,
+    ttl: Option<Duration>,
+    weigher: Option<Weigher<K, V>>,
+    listener: Option<Listener<K, V>>,
+    shards: Option<usize>,
+    name: String,
+    clock: Option<Arc<dyn Clock>>,
+    load: LoadDefaults,
+    _types: PhantomData<fn(K, V)>,
+}
+
+impl<K, V> fmt::Debug for CacheBuilder<K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CacheBuilder")
+            .field("max_capacity", &self.max_capacity)
+            .field("tenant_capacity", &self.tenant_capacity)
+            .field("time_to_live", &self.ttl)
+            .field("weigher", &self.weigher.is_some())
+            .field("eviction_listener", &self.listener.is_some())
+            .field("shards", &self.shards)
+            .field("name", &self.name)
+            .field("clock", &self.clock)
+            .field("load", &self.load)
+            .finish()
+    }
+}
+
+impl<K, V> Default for CacheBuilder<K, V> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<K, V> CacheBuilder<K, V> {
+    /// A builder with every setting at its default.
+    pub fn new() -> Self {
+        Self {
+            max_capacity: u64::MAX,
+            tenant_capacity: None,
+            ttl: None,
+            weigher: None,
+            listener: None,
+            shards: None,
+            name: String::from("default"),
+            clock: None,
+            load: LoadDefaults::default(),
+            _types: PhantomData,
+        }
+    }
+
+    /// The most weight the cache holds over all tenants (entries, unless a
+    /// weigher is set). 0 stores nothing.
+    pub fn max_capacity(mut self, max_capacity: u64) -> Self {
+        self.max_capacity = max_capacity;
+        self
+    }
+
+    /// The most weight any one tenant holds. A tenant at its cap makes
+    /// room by evicting its own entries, never another tenant's.
+    pub fn tenant_capacity(mut self, tenant_capacity: u64) -> Self {
+        self.tenant_capacity = Some(tenant_capacity);
+        self
+    }
+
+    /// How long an entry lives after it is written, unless inserted with
+    /// its own TTL. An expired entry is never returned.
+    pub fn time_to_live(mut self, ttl: Duration) -> Self {
+        self.ttl = Some(ttl);
+        self
+    }
+
+    /// How much of the capacity an entry takes (default 1). Called once
+    /// per insert, never while a lock is held.
+    pub fn weigher(mut self, weigher: impl Fn(&K, &V) -> u32 + Send + Sync + 'static) -> Self {
+        self.weigher = Some(Box::new(weigher));
+        self
+    }
+
+    /// Called for every entry that leaves the cache, with its tenant and
+    /// the [`RemovalCause`]. Runs on the thread whose operation removed the
+    /// entry, after every lock is released. A listener that panics unwinds
+    /// through that operation and skips the rest of its notifications.
+    pub fn eviction_listener(
+        mut self,
+        listener: impl Fn(&TenantId, &K, &V, RemovalCause) + Send + Sync + 'static,
+    ) -> Self {
+        self.listener = Some(Box::new(listener));
+        self
+    }
+
+    /// How many shards to split the cache into; rounded up to a power of
+    /// two and capped at [`MAX_SHARDS`]. Capacity is shared by all shards,
+    /// so more shards cost no capacity. Default: four per core.
+    ///
+    /// # Panics
+    ///
+    /// If `shards` is 0.
+    pub fn shards(mut self, shards: usize) -> Self {
+        assert!(
+            shards > 0,
+            "CacheBuilder::shards: a cache needs at least one shard"
+        );
+        self.shards = Some(shards.min(MAX_SHARDS).next_power_of_two());
+        self
+    }
+
+    /// A name for the cache, used as the `cache` label of its metrics.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// The time source for expiry and deadlines (default: [`SystemClock`](crate::SystemClock)).
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Some(Arc::new(clock));
+        self
+    }
+
+    /// Default deadline for `try_get_with`, `refresh` and `load(..).run`,
+    /// counted from the call.
+    pub fn load_timeout(mut self, timeout: Duration) -> Self {
+        self.load.timeout = Some(timeout);
+        self
+    }
+
+    /// Default retry policy for fallible loads.
+    pub fn retry(mut self, retry: Retry) -> Self {
+        self.load.retry = retry;
+        self
+    }
+
+    /// Keep serving an expired value for this long after it expired when a
+    /// fallible load for its key fails or times out.
+    pub fn stale_if_error(mut self, window: Duration) -> Self {
+        self.load.stale_if_error = Some(window);
+        self
+    }
+
+    /// When a loading call finds an entry older than this, the first such
+    /// caller reloads it while the others keep getting the current value.
+    pub fn refresh_after(mut self, age: Duration) -> Self {
+        self.load.refresh_after = Some(age);
+        self
+    }
+}
+
+impl<K, V> CacheBuilder<K, V>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    /// Builds the cache.
+    pub fn build(self) -> Cache<K, V> {
+        let shards = self.shards.unwrap_or_else(default_shards);
+        let config = Config {
+            max_capacity: self.max_capacity,
+            tenant_capacity: self.tenant_capacity.unwrap_or(self.max_capacity),
+            ttl: self.ttl,
+            weigher: self.weigher,
+            listener: self.listener,
+            shards,
+            name: self.name,
+            time: Time::new(self.clock),
+            load: self.load,
+        };
+        Cache {
+            inner: Arc::new(Inner::new(config)),
+        }
+    }
+}
+
+fn default_shards() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (cores * 4).next_power_of_two().min(MAX_SHARDS)
+}

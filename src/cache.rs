@@ -1,0 +1,604 @@
+//! The cache itself: shards, the tenant registry and the operations every
+//! handle shares. [`Cache`] is the public face; [`Inner`] does the work.
+
+use std::borrow::Borrow;
+use std::fmt;
+use std::hash::Hash;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossbeam_utils::CachePadded;
+
+use crate::builder::CacheBuilder;
+use crate::clock::Time;
+use crate::listener::RemovalCause;
+use crate::load::flight::Flight;
+use crate::load::LoadDefaults;
+use crate::registry::{Generation, Registry, TenantState};
+use crate::shard::{Removed, ShardData, Upsert, Why};
+use crate::slab::Times;
+use crate::stats::{Event, Stats};
+use crate::sync::{RwLock, WriteGuard};
+use crate::tenant::Tenant;
+use crate::tenant_id::{TenantId, TenantKey};
+
+pub(crate) type Weigher<K, V> = Box<dyn Fn(&K, &V) -> u32 + Send + Sync>;
+pub(crate) type Listener<K, V> = Box<dyn Fn(&TenantId, &K, &V, RemovalCause) + Send + Sync>;
+
+/// Dead-generation entries a write reclaims on its way, so memory dropped
+/// by `invalidate_all` is given back a little at a time.
+const RECLAIM_BUDGET: usize = 4;
+
+/// Where a value being stored comes from.
+pub(crate) enum Store<'a, K, V> {
+    /// A caller's `insert`: always the tenant's current generation.
+    Insert,
+    /// A load's result: only for the generation the load started in, and
+    /// only if nothing newer happened to the key meanwhile.
+    Load(&'a Arc<Flight<K, V>>),
+}
+
+pub(crate) struct Inner<K, V> {
+    shards: Box<[CachePadded<RwLock<ShardData<K, V>>>]>,
+    shard_mask: usize,
+    hasher: ahash::RandomState,
+    pub(crate) max_capacity: u64,
+    pub(crate) tenant_capacity: u64,
+    pub(crate) ttl: Option<Duration>,
+    weigher: Option<Weigher<K, V>>,
+    listener: Option<Listener<K, V>>,
+    pub(crate) time: Time,
+    pub(crate) name: Arc<str>,
+    weighted_size: AtomicU64,
+    entry_count: AtomicU64,
+    pub(crate) registry: Registry,
+    pub(crate) load: LoadDefaults,
+    /// Whether entries need timestamps (TTL or refresh).
+    track_times: bool,
+}
+
+/// Everything the builder decided, handed to [`Inner::new`].
+pub(crate) struct Config<K, V> {
+    pub(crate) max_capacity: u64,
+    pub(crate) tenant_capacity: u64,
+    pub(crate) ttl: Option<Duration>,
+    pub(crate) weigher: Option<Weigher<K, V>>,
+    pub(crate) listener: Option<Listener<K, V>>,
+    pub(crate) shards: usize,
+    pub(crate) name: String,
+    pub(crate) time: Time,
+    pub(crate) load: LoadDefaults,
+}
+
+impl<K, V> Inner<K, V> {
+    pub(crate) fn new(c: Config<K, V>) -> Self {
+        let weighted = c.weigher.is_some();
+        let track_times = c.ttl.is_some() || c.load.refresh_after.is_some();
+        Self {
+            shards: (0..c.shards)
+                .map(|_| CachePadded::new(RwLock::new(ShardData::new(weighted))))
+                .collect(),
+            shard_mask: c.shards - 1,
+            hasher: ahash::RandomState::new(),
+            max_capacity: c.max_capacity,
+            tenant_capacity: c.tenant_capacity,
+            ttl: c.ttl,
+            weigher: c.weigher,
+            listener: c.listener,
+            time: c.time,
+            name: Arc::from(c.name),
+            weighted_size: AtomicU64::new(0),
+            entry_count: AtomicU64::new(0),
+            registry: Registry::new(),
+            load: c.load,
+            track_times,
+        }
+    }
+
+    pub(crate) fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    pub(crate) fn weighted_size(&self) -> u64 {
+        self.weighted_size.load(Relaxed)
+    }
+
+    pub(crate) fn entry_count(&self) -> u64 {
+        self.entry_count.load(Relaxed)
+    }
+
+    #[inline]
+    pub(crate) fn hash<Q: Hash + ?Sized>(&self, tid: u32, key: &Q) -> u64 {
+        self.hasher.hash_one((tid, key))
+    }
+
+    /// Shard from bits 32.. of the hash; the low 32 bits are the entry's
+    /// stored hash, which picks the bucket inside the shard.
+    #[inline]
+    pub(crate) fn shard(&self, hash: u64) -> &RwLock<ShardData<K, V>> {
+        &self.shards[(hash >> 32) as usize & self.shard_mask]
+    }
+
+    fn times_for(&self, ttl: Option<Duration>, now: u64) -> Option<Times> {
+        let ttl = ttl.or(self.ttl);
+        (self.track_times || ttl.is_some()).then(|| Times {
+            expires_at: ttl.map_or(u64::MAX, |d| Time::after(now, d)),
+            written_at: now,
+        })
+    }
+
+    /// Takes a removed entry out of the cache-wide totals and counts it.
+    fn account(&self, r: &Removed<K, V>) {
+        if r.counted {
+            self.weighted_size.fetch_sub(r.weight, Relaxed);
+            self.entry_count.fetch_sub(1, Relaxed);
+        }
+        let tenant = &r.generation.tenant;
+        match r.why {
+            Why::Evicted | Why::TenantCapacity => tenant.record(Event::Eviction, 1),
+            Why::Expired => tenant.record(Event::Expiration, 1),
+            Why::Invalidated => tenant.record(Event::Invalidation, 1),
+            Why::Replaced | Why::Reclaimed => {}
+        }
+    }
+
+    /// Runs after every lock is released: tells the listener, drops the
+    /// removed values, and lets idle tenants go.
+    pub(crate) fn finish(&self, removed: Vec<Removed<K, V>>) {
+        for r in removed {
+            if let Some(listener) = &self.listener {
+                listener(
+                    &r.generation.tenant.id,
+                    &r.key,
+                    &r.value,
+                    RemovalCause::of(r.why),
+                );
+            }
+            let tenant = &r.generation.tenant;
+            if tenant.handles() == 0 && tenant.generation().is_some_and(|g| g.entries() == 0) {
+                self.registry.try_remove(tenant);
+            }
+        }
+    }
+
+    pub(crate) fn invalidate_tenant(&self, state: &Arc<TenantState>) {
+        self.registry.new_generation(state);
+    }
+
+    fn reclaim(&self, shard: &mut ShardData<K, V>, now: u64, out: &mut Vec<Removed<K, V>>) {
+        let start = out.len();
+        shard.reclaim_dead(RECLAIM_BUDGET, now, self.registry.deaths(), out);
+        for r in &out[start..] {
+            self.account(r);
+        }
+    }
+}
+
+impl<K: Hash + Eq, V> Inner<K, V> {
+    #[inline]
+    pub(crate) fn get<Q>(&self, state: &TenantState, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+        V: Clone,
+    {
+        let tid = state.tid();
+        let hash = self.hash(tid, key);
+        let value = self
+            .shard(hash)
+            .read()
+            .get(hash as u32, tid, key, || self.time.now_stamp());
+        // A generation id is recycled only after every entry of it is gone,
+        // so an entry found under `tid` is this tenant's as long as `tid` is
+        // still the tenant's generation after the lookup.
+        let value = value.filter(|_| state.tid() == tid);
+        if value.is_some() {
+            state.hit();
+        } else {
+            state.miss();
+        }
+        value
+    }
+
+    pub(crate) fn contains<Q>(&self, state: &TenantState, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let tid = state.tid();
+        let hash = self.hash(tid, key);
+        let found = self
+            .shard(hash)
+            .read()
+            .contains(hash as u32, tid, key, || self.time.now_stamp());
+        found && state.tid() == tid
+    }
+
+    fn weigh(&self, key: &K, value: &V) -> u32 {
+        self.weigher.as_ref().map_or(1, |w| w(key, value))
+    }
+
+    /// Stores a value for the tenant. Returns whether it was installed.
+    pub(crate) fn store(
+        &self,
+        state: &Arc<TenantState>,
+        mut key: K,
+        mut value: V,
+        ttl: Option<Duration>,
+        from: Store<'_, K, V>,
+    ) -> bool {
+        let weight = self.weigh(&key, &value);
+        let w = u64::from(weight);
+        if w > self.max_capacity || w > self.tenant_capacity {
+            self.refuse(state, key, value, w, from);
+            return false;
+        }
+        let now = self.time.now_stamp();
+        let times = self.times_for(ttl, now);
+        let mut out = Vec::new();
+        let (mut guard, shard, generation) = loop {
+            let tid = match from {
+                Store::Insert => state.tid(),
+                Store::Load(flight) => flight.tid,
+            };
+            let hash = self.hash(tid, &key);
+            let shard = (hash >> 32) as usize & self.shard_mask;
+            let mut g = self.shards[shard].write();
+            if let Store::Load(flight) = from {
+                g.remove_flight(flight);
+                if flight.is_superseded() {
+                    return false;
+                }
+            }
+            self.reclaim(&mut g, now, &mut out);
+            match g.upsert(state, tid, hash as u32, key, value, weight, times, now) {
+                Upsert::Inserted(generation) => {
+                    self.entry_count.fetch_add(1, Relaxed);
+                    self.weighted_size.fetch_add(w, Relaxed);
+                    break (g, shard, generation);
+                }
+                Upsert::Replaced(generation, old) => {
+                    self.weighted_size.fetch_add(w, Relaxed);
+                    self.weighted_size.fetch_sub(old.weight, Relaxed);
+                    self.account(&old);
+                    out.push(old);
+                    break (g, shard, generation);
+                }
+                Upsert::Stale(k, v) => match from {
+                    // The tenant was invalidated after this load started.
+                    Store::Load(_) => return false,
+                    Store::Insert => (key, value) = (k, v),
+                },
+            }
+        };
+        state.record(Event::Insert, 1);
+        guard.fit_ghost();
+        self.enforce(shard, guard, &generation, now, &mut out);
+        self.finish(out);
+        true
+    }
+
+    /// An entry heavier than a capacity: not admitted. The key's old value
+    /// goes too, so a reader never sees the value the caller replaced.
+    fn refuse(&self, state: &Arc<TenantState>, key: K, value: V, w: u64, from: Store<'_, K, V>) {
+        let mut out = Vec::new();
+        let tid = match from {
+            Store::Insert => state.tid(),
+            Store::Load(flight) => flight.tid,
+        };
+        let hash = self.hash(tid, &key);
+        {
+            let mut g = self.shard(hash).write();
+            match from {
+                Store::Insert => {
+                    if let Some(mut old) = g.remove(hash as u32, tid, &key) {
+                        old.why = Why::Replaced;
+                        self.account(&old);
+                        out.push(old);
+                    }
+                }
+                Store::Load(flight) => g.remove_flight(flight),
+            }
+        }
+        let Some(generation) = state.generation() else {
+            return;
+        };
+        let why = if w > self.max_capacity {
+            Why::Evicted
+        } else {
+            Why::TenantCapacity
+        };
+        state.record(Event::Eviction, 1);
+        out.push(Removed {
+            generation,
+            key,
+            value,
+            weight: w,
+            why,
+            counted: false,
+        });
+        self.finish(out);
+    }
+
+    /// Brings the tenant back under its cap (evicting only its own
+    /// entries) and the cache under `max_capacity`, starting in the shard
+    /// just written and holding one shard lock at a time.
+    fn enforce<'a>(
+        &'a self,
+        mut shard: usize,
+        mut guard: WriteGuard<'a, ShardData<K, V>>,
+        generation: &Generation,
+        now: u64,
+        out: &mut Vec<Removed<K, V>>,
+    ) {
+        let n = self.shards.len();
+        let mut fruitless = 0;
+        while generation.weight() > self.tenant_capacity && fruitless < n {
+            match guard.evict_tenant(generation.tid, now) {
+                Some(r) => {
+                    self.account(&r);
+                    out.push(r);
+                    fruitless = 0;
+                }
+                None => {
+                    drop(guard);
+                    shard = (shard + 1) & self.shard_mask;
+                    guard = self.shards[shard].write();
+                    fruitless += 1;
+                }
+            }
+        }
+        fruitless = 0;
+        while self.weighted_size.load(Relaxed) > self.max_capacity && fruitless < n {
+            match guard.evict_one(now, self.registry.deaths()) {
+                Some(r) => {
+                    self.account(&r);
+                    out.push(r);
+                    fruitless = 0;
+                }
+                None => {
+                    drop(guard);
+                    shard = (shard + 1) & self.shard_mask;
+                    guard = self.shards[shard].write();
+                    fruitless += 1;
+                }
+            }
+        }
+    }
+
+    pub(crate) fn invalidate<Q>(&self, state: &TenantState, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let tid = state.tid();
+        let hash = self.hash(tid, key);
+        let now = self.time.now_stamp();
+        let mut out = Vec::new();
+        let removed = {
+            let mut g = self.shard(hash).write();
+            let removed = g.remove(hash as u32, tid, key);
+            self.reclaim(&mut g, now, &mut out);
+            removed
+        };
+        let found = removed.is_some();
+        if let Some(r) = removed {
+            self.account(&r);
+            out.push(r);
+        }
+        self.finish(out);
+        found
+    }
+
+    /// Walks every shard and reclaims all entries of invalidated
+    /// generations.
+    pub(crate) fn reclaim_all(&self) {
+        let now = self.time.now_stamp();
+        for shard in self.shards.iter() {
+            let mut out = Vec::new();
+            loop {
+                let before = out.len();
+                let mut g = shard.write();
+                self.reclaim(&mut g, now, &mut out);
+                if out.len() == before {
+                    break;
+                }
+            }
+            self.finish(out);
+        }
+    }
+
+    #[cfg(any(test, fuzzing, debug_assertions))]
+    pub(crate) fn validate(&self) {
+        let mut resident = 0;
+        for shard in self.shards.iter() {
+            let g = shard.write();
+            g.validate();
+            resident += g.len();
+        }
+        assert_eq!(resident as u64, self.entry_count(), "entry count");
+    }
+}
+
+/// A sharded in-memory cache shared by many tenants.
+///
+/// All reads and writes go through a [`Tenant`] handle from
+/// [`Cache::tenant`], which scopes them to one tenant: the same key under
+/// two tenants is two entries, and no tenant can see, replace or invalidate
+/// another's. The cache as a whole holds at most
+/// [`max_capacity`](CacheBuilder::max_capacity) weight, and each tenant at
+/// most [`tenant_capacity`](CacheBuilder::tenant_capacity).
+///
+/// `Cache` is a cheap handle: clones share the same cache.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use tenant_cache::Cache;
+///
+/// let cache: Cache<String, String> = Cache::builder()
+///     .max_capacity(10_000)
+///     .tenant_capacity(2_000)
+///     .time_to_live(Duration::from_secs(60))
+///     .build();
+///
+/// let acme = cache.tenant("acme");
+/// let globex = cache.tenant("globex");
+/// acme.insert("greeting".to_string(), "hello".to_string());
+/// globex.insert("greeting".to_string(), "bonjour".to_string());
+///
+/// assert_eq!(acme.get("greeting").as_deref(), Some("hello"));
+/// assert_eq!(globex.get("greeting").as_deref(), Some("bonjour"));
+///
+/// acme.invalidate_all();
+/// assert_eq!(acme.get("greeting"), None);
+/// assert_eq!(globex.get("greeting").as_deref(), Some("bonjour"));
+/// assert_eq!(cache.stats().hits, 3);
+/// ```
+pub struct Cache<K, V> {
+    pub(crate) inner: Arc<Inner<K, V>>,
+}
+
+impl<K, V> Clone for Cache<K, V> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<K, V> fmt::Debug for Cache<K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Cache")
+            .field("name", &&*self.inner.name)
+            .field("max_capacity", &self.inner.max_capacity)
+            .field("tenant_capacity", &self.inner.tenant_capacity)
+            .field("shards", &self.inner.shard_count())
+            .field("entry_count", &self.inner.entry_count())
+            .field("weighted_size", &self.inner.weighted_size())
+            .field("tenants", &self.inner.registry.len())
+            .finish()
+    }
+}
+
+impl<K, V> Cache<K, V>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    /// A cache holding at most `max_capacity` entries, with every other
+    /// setting at its default. See [`Cache::builder`] for the rest.
+    ///
+    /// ```
+    /// let cache: tenant_cache::Cache<u64, u64> = tenant_cache::Cache::new(10_000);
+    /// cache.tenant(1u64).insert(1, 1);
+    /// assert_eq!(cache.entry_count(), 1);
+    /// ```
+    pub fn new(max_capacity: u64) -> Self {
+        CacheBuilder::new().max_capacity(max_capacity).build()
+    }
+
+    /// A builder for a cache with settings of your choice.
+    pub fn builder() -> CacheBuilder<K, V> {
+        CacheBuilder::new()
+    }
+}
+
+impl<K, V> Cache<K, V> {
+    /// The handle for one tenant, created on first use. Costs about one
+    /// hash lookup: make one per request or per connection.
+    ///
+    /// A tenant that has no entries and no live handle is forgotten, so a
+    /// server that sees millions of distinct tenants stays bounded.
+    pub fn tenant<'a>(&self, id: impl Into<TenantKey<'a>>) -> Tenant<K, V> {
+        let state = self.inner.registry.acquire(id.into());
+        Tenant::new(self.inner.clone(), state)
+    }
+
+    /// Counters summed over every tenant, with the cache's resident entries
+    /// and weight.
+    pub fn stats(&self) -> Stats {
+        let mut s = self.inner.registry.totals.snapshot();
+        s.entry_count = self.inner.entry_count();
+        s.weighted_size = self.inner.weighted_size();
+        s
+    }
+
+    /// Every tenant the cache currently knows (those with entries or live
+    /// handles), with its stats, ordered by id.
+    pub fn tenants(&self) -> Vec<(TenantId, Stats)> {
+        let mut all: Vec<_> = self
+            .inner
+            .registry
+            .all()
+            .into_iter()
+            .map(|t| (t.id.clone(), t.stats()))
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
+    }
+
+    /// One tenant's stats, without creating a handle; `None` if the cache
+    /// does not know the tenant.
+    pub fn tenant_stats<'a>(&self, id: impl Into<TenantKey<'a>>) -> Option<Stats> {
+        let key = id.into();
+        self.inner.registry.find(key.as_ref()).map(|t| t.stats())
+    }
+
+    /// Entries resident, over all tenants. Entries dropped by
+    /// `invalidate_all` count until the cache reclaims them.
+    pub fn entry_count(&self) -> u64 {
+        self.inner.entry_count()
+    }
+
+    /// Weight resident, over all tenants (see [`Cache::entry_count`]).
+    pub fn weighted_size(&self) -> u64 {
+        self.inner.weighted_size()
+    }
+
+    /// The most weight the cache holds.
+    pub fn max_capacity(&self) -> u64 {
+        self.inner.max_capacity
+    }
+
+    /// The most weight one tenant holds.
+    pub fn tenant_capacity(&self) -> u64 {
+        self.inner.tenant_capacity
+    }
+
+    /// The builder's `name`, used as the `cache` label of metrics.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+}
+
+impl<K: Hash + Eq, V> Cache<K, V> {
+    /// Drops every tenant's entries. Like [`Tenant::invalidate_all`], O(1)
+    /// per tenant: the entries become invisible at once and are reclaimed
+    /// incrementally.
+    pub fn invalidate_all(&self) {
+        for state in self.inner.registry.all() {
+            self.inner.invalidate_tenant(&state);
+            if state.handles() == 0 {
+                self.inner.registry.try_remove(&state);
+            }
+        }
+    }
+
+    /// Reclaims now, on this thread, every entry that `invalidate_all`
+    /// dropped, instead of letting later writes do it a few at a time.
+    /// O(entries dropped + shards).
+    pub fn reclaim_invalidated(&self) {
+        self.inner.reclaim_all();
+    }
+
+    /// Checks the cache's internal invariants (queues against table,
+    /// weights, counts) and panics with a description if one fails.
+    #[cfg(any(test, fuzzing, debug_assertions))]
+    #[doc(hidden)]
+    pub fn validate(&self) {
+        self.inner.validate();
+    }
+}

@@ -1,0 +1,70 @@
+//! A synchronous, sharded in-memory cache that many tenants share inside
+//! one process.
+//!
+//! - **Tenant isolation through handles.** [`Cache::tenant`] returns a
+//!   [`Tenant`]; every operation through it is scoped to that tenant. No
+//!   tenant sees, overwrites or invalidates another's entries. A per-tenant
+//!   cap ([`CacheBuilder::tenant_capacity`]) stops a noisy neighbour from
+//!   flushing the others, and [`Tenant::invalidate_all`] is O(1).
+//! - **Single-flight loads with deadlines.** [`Tenant::get_with`],
+//!   [`Tenant::try_get_with`], [`Tenant::load`] and [`Tenant::refresh`]
+//!   run one loader per missing key however many callers ask, with
+//!   deadlines, retry, fallbacks and stale-if-error; panics and recursive
+//!   loads never hang anyone. See [the loading rules](Tenant#loading).
+//! - **Scan-resistant eviction.** S3-FIFO queues per tenant, with a ghost
+//!   of recent evictions; capacity is shared by all shards, so the cache
+//!   fills to its capacity however keys spread.
+//! - **Hits scale with cores.** A hit takes a per-thread reader slot of its
+//!   shard's lock, writes nothing other threads write, allocates nothing
+//!   and hashes the key once.
+//! - **Runtime-agnostic.** Plain blocking calls: std threads,
+//!   thread-per-core executors, or any non-async code.
+//!
+//! ```
+//! use std::time::Duration;
+//! use tenant_cache::{Cache, LoadError};
+//!
+//! let cache: Cache<u64, String> = Cache::builder()
+//!     .max_capacity(100_000)
+//!     .tenant_capacity(20_000)
+//!     .time_to_live(Duration::from_secs(300))
+//!     .load_timeout(Duration::from_millis(50))
+//!     .build();
+//!
+//! let acme = cache.tenant("acme");
+//! let user = acme.try_get_with(42, |ctx| {
+//!     // A real loader would pass ctx.remaining() to its backend.
+//!     Ok::<_, std::io::Error>(format!("user {}", ctx.key()))
+//! });
+//! assert_eq!(user.unwrap(), "user 42");
+//! assert_eq!(acme.get(&42).as_deref(), Some("user 42"));
+//! assert_eq!(cache.tenant("globex").get(&42), None);
+//! ```
+//!
+//! The crate has no `unsafe` code.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
+
+mod builder;
+mod cache;
+mod clock;
+mod listener;
+mod load;
+mod policy;
+mod registry;
+mod shard;
+mod slab;
+mod stats;
+mod sync;
+mod tenant;
+mod tenant_id;
+
+pub use builder::{CacheBuilder, MAX_SHARDS};
+pub use cache::Cache;
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use listener::RemovalCause;
+pub use load::{LoadCtx, LoadError, LoadRequest, Retry};
+pub use stats::Stats;
+pub use tenant::Tenant;
+pub use tenant_id::{TenantId, TenantKey};

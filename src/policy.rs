@@ -1,0 +1,350 @@
+//! The eviction policy: S3-FIFO queues per tenant generation within a
+//! shard, a ghost of recently evicted hashes, and victim selection.
+//!
+//! S3-FIFO (Yang et al., SOSP '23) admits new entries into a small FIFO; an
+//! entry that is used again before it reaches the head moves to the main
+//! FIFO, the others are evicted and remembered in the ghost. A key that
+//! comes back while in the ghost goes straight to main. Main is a CLOCK:
+//! used entries get another lap. One-time scans never reach main, so they
+//! cannot flush a hot working set.
+//!
+//! Each tenant generation has its own pair of queues in every shard, so a
+//! tenant over its cap evicts only its own entries in O(1), and under global
+//! pressure a shard takes from its largest tenants first.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+use hashbrown::HashTable;
+
+use crate::registry::Generation;
+use crate::slab::{Queue, Slab, NIL};
+
+/// Highest value of an entry's use counter.
+pub(crate) const MAX_FREQ: u8 = 3;
+
+/// Share of a tenant queue's weight the small FIFO may hold, in tenths.
+const SMALL_TENTHS: u64 = 1;
+
+/// A FIFO of slots linked through `Entry::next`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct List {
+    head: u32,
+    tail: u32,
+    /// Linked nodes, tombstones included.
+    pub(crate) len: u32,
+    /// Weight of the live entries linked here.
+    pub(crate) weight: u64,
+}
+
+impl List {
+    const EMPTY: List = List {
+        head: NIL,
+        tail: NIL,
+        len: 0,
+        weight: 0,
+    };
+
+    pub(crate) fn head(&self) -> u32 {
+        self.head
+    }
+
+    pub(crate) fn push_back<K, V>(&mut self, slab: &mut Slab<K, V>, idx: u32, weight: u64) {
+        slab.set_next(idx, NIL);
+        if self.tail == NIL {
+            self.head = idx;
+        } else {
+            slab.set_next(self.tail, idx);
+        }
+        self.tail = idx;
+        self.len += 1;
+        self.weight += weight;
+    }
+
+    /// Unlinks the head; the caller takes its weight off if it was live.
+    fn pop_front<K, V>(&mut self, slab: &Slab<K, V>) -> Option<u32> {
+        if self.head == NIL {
+            return None;
+        }
+        let idx = self.head;
+        self.head = slab.next(idx);
+        if self.head == NIL {
+            self.tail = NIL;
+        }
+        self.len -= 1;
+        Some(idx)
+    }
+
+    /// Frees every tombstone, keeping the order of the rest; returns how
+    /// many it freed.
+    fn compact<K, V>(&mut self, slab: &mut Slab<K, V>) -> u32 {
+        let weight = self.weight;
+        let mut cur = self.head;
+        let mut freed = 0;
+        *self = List::EMPTY;
+        while cur != NIL {
+            let next = slab.next(cur);
+            if slab.is_tombstone(cur) {
+                slab.release(cur);
+                freed += 1;
+            } else {
+                self.push_back(slab, cur, 0);
+            }
+            cur = next;
+        }
+        self.weight = weight;
+        freed
+    }
+}
+
+/// One tenant generation's queues in one shard.
+#[derive(Debug)]
+pub(crate) struct TenantQueue {
+    pub(crate) generation: Arc<Generation>,
+    pub(crate) small: List,
+    pub(crate) main: List,
+}
+
+impl TenantQueue {
+    pub(crate) fn weight(&self) -> u64 {
+        self.small.weight + self.main.weight
+    }
+
+    pub(crate) fn nodes(&self) -> u32 {
+        self.small.len + self.main.len
+    }
+
+    pub(crate) fn list(&mut self, q: Queue) -> &mut List {
+        match q {
+            Queue::Small => &mut self.small,
+            Queue::Main => &mut self.main,
+        }
+    }
+
+    /// Frees this queue's tombstones; returns how many.
+    pub(crate) fn compact<K, V>(&mut self, slab: &mut Slab<K, V>) -> usize {
+        let freed = self.small.compact(slab) + self.main.compact(slab);
+        for _ in 0..freed {
+            self.generation.unlink();
+        }
+        freed as usize
+    }
+}
+
+/// What one step of eviction found at the head of a queue.
+pub(crate) enum Step {
+    /// This entry leaves; `expired` says why.
+    Evict { idx: u32, expired: bool },
+    /// A tombstone was unlinked; its slot can be freed.
+    Tombstone(u32),
+    /// Nothing left to evict.
+    Empty,
+}
+
+/// One S3-FIFO step on a tenant queue. Entries that earned another lap are
+/// moved inside the loop; the step returns at the first slot that leaves.
+pub(crate) fn step<K, V>(
+    q: &mut TenantQueue,
+    slab: &mut Slab<K, V>,
+    ghost: &mut Ghost,
+    now: u64,
+) -> Step {
+    loop {
+        let total = q.weight();
+        let from_small =
+            q.small.len > 0 && (q.small.weight * 10 >= total * SMALL_TENTHS || q.main.len == 0);
+        let list = if from_small {
+            &mut q.small
+        } else {
+            &mut q.main
+        };
+        let Some(idx) = list.pop_front(slab) else {
+            return Step::Empty;
+        };
+        if slab.is_tombstone(idx) {
+            return Step::Tombstone(idx);
+        }
+        let weight = slab.weight(idx);
+        list.weight -= weight;
+        let entry = slab.get(idx);
+        if entry.timed && slab.times(idx).expires_at <= now {
+            return Step::Evict { idx, expired: true };
+        }
+        let freq = entry.freq.load(Relaxed);
+        if from_small {
+            if freq == 0 {
+                ghost.remember(entry.hash);
+                return Step::Evict {
+                    idx,
+                    expired: false,
+                };
+            }
+            let entry = slab.get_mut(idx);
+            entry.freq.store(0, Relaxed);
+            entry.queue = Queue::Main;
+            q.main.push_back(slab, idx, weight);
+        } else {
+            if freq == 0 {
+                return Step::Evict {
+                    idx,
+                    expired: false,
+                };
+            }
+            slab.get(idx).freq.store(freq - 1, Relaxed);
+            q.main.push_back(slab, idx, weight);
+        }
+    }
+}
+
+/// The tenant queues of one shard, found by generation id.
+#[derive(Debug, Default)]
+pub(crate) struct Queues {
+    index: HashTable<u32>,
+    pub(crate) list: Vec<TenantQueue>,
+    /// Where the search for the next global-pressure victim resumes.
+    cursor: usize,
+}
+
+fn tid_hash(tid: u32) -> u64 {
+    u64::from(tid).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+impl Queues {
+    pub(crate) fn find(&self, tid: u32) -> Option<usize> {
+        let list = &self.list;
+        self.index
+            .find(tid_hash(tid), |&p| list[p as usize].generation.tid == tid)
+            .map(|&p| p as usize)
+    }
+
+    pub(crate) fn add(&mut self, generation: Arc<Generation>) -> usize {
+        let pos = self.list.len();
+        let tid = generation.tid;
+        self.list.push(TenantQueue {
+            generation,
+            small: List::EMPTY,
+            main: List::EMPTY,
+        });
+        let list = &self.list;
+        self.index.insert_unique(tid_hash(tid), pos as u32, |&p| {
+            tid_hash(list[p as usize].generation.tid)
+        });
+        pos
+    }
+
+    /// Drops the queue at `pos` if nothing is linked in it any more.
+    pub(crate) fn remove_if_empty(&mut self, pos: usize) {
+        if self.list[pos].nodes() != 0 {
+            return;
+        }
+        let tid = self.list[pos].generation.tid;
+        if let Ok(e) = self.index.find_entry(tid_hash(tid), |&p| p as usize == pos) {
+            e.remove();
+        }
+        let last = self.list.len() - 1;
+        self.list.swap_remove(pos);
+        if pos != last {
+            let moved = self.list[pos].generation.tid;
+            if let Some(p) = self
+                .index
+                .find_mut(tid_hash(moved), |&p| p as usize == last)
+            {
+                *p = pos as u32;
+            }
+        }
+    }
+
+    /// A queue of a dead generation, if there is one.
+    pub(crate) fn dead(&self) -> Option<usize> {
+        self.list.iter().position(|q| q.generation.is_dead())
+    }
+
+    /// The queue to evict from under global pressure: the next one, from
+    /// the cursor on, that holds at least its even share of the shard.
+    pub(crate) fn fair_victim(&mut self, shard_weight: u64) -> Option<usize> {
+        let n = self.list.len();
+        if n == 0 {
+            return None;
+        }
+        let mut fallback = None;
+        for i in 0..n {
+            let pos = (self.cursor + i) % n;
+            let q = &self.list[pos];
+            if q.weight() > 0 && q.weight() * n as u64 >= shard_weight {
+                self.cursor = pos;
+                return Some(pos);
+            }
+            if fallback.is_none() && q.nodes() > 0 {
+                fallback = Some(pos);
+            }
+        }
+        fallback
+    }
+
+    pub(crate) fn advance_cursor(&mut self) {
+        self.cursor = self.cursor.wrapping_add(1);
+    }
+}
+
+/// Hashes of entries recently evicted from a small queue, in a
+/// direct-mapped table about as large as the shard: a key that comes back
+/// while its hash is still here goes straight to the main queue.
+#[derive(Debug, Default)]
+pub(crate) struct Ghost {
+    slots: Vec<u32>,
+}
+
+impl Ghost {
+    fn fingerprint(hash: u32) -> u32 {
+        hash | 1
+    }
+
+    pub(crate) fn remember(&mut self, hash: u32) {
+        if self.slots.is_empty() {
+            return;
+        }
+        let mask = self.slots.len() - 1;
+        self.slots[hash as usize & mask] = Self::fingerprint(hash);
+    }
+
+    /// Whether `hash` was evicted recently; forgets it if so.
+    pub(crate) fn take(&mut self, hash: u32) -> bool {
+        if self.slots.is_empty() {
+            return false;
+        }
+        let mask = self.slots.len() - 1;
+        let slot = &mut self.slots[hash as usize & mask];
+        if *slot == Self::fingerprint(hash) {
+            *slot = 0;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Keeps the ghost about as large as the shard's resident entries.
+    pub(crate) fn fit(&mut self, resident: usize) {
+        let want = resident.max(16).next_power_of_two();
+        if self.slots.len() < want {
+            // Growing rehomes every fingerprint; forgetting them is cheaper
+            // and costs only a few main-queue admissions.
+            self.slots = vec![0; want];
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ghost_remembers_until_taken() {
+        let mut g = Ghost::default();
+        g.remember(42);
+        assert!(!g.take(42), "an unsized ghost remembers nothing");
+        g.fit(100);
+        g.remember(42);
+        assert!(g.take(42));
+        assert!(!g.take(42));
+    }
+}

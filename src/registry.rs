@@ -1,0 +1,410 @@
+//! The tenant registry: one [`TenantState`] per tenant id that has a live
+//! handle or resident entries, and the generations that make
+//! `invalidate_all` O(1).
+//!
+//! Every entry carries the 32-bit id (`tid`) of the tenant *generation* it
+//! was written in. `Tenant::invalidate_all` gives the tenant a fresh tid, so
+//! lookups stop matching the old entries at once; shards reclaim the dead
+//! generation's entries incrementally. A tid goes back to the pool only when
+//! its generation is dead and no shard holds a node of it any more.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
+use std::sync::Arc;
+
+use hashbrown::HashTable;
+
+use crate::stats::{Counters, Event, Stats};
+use crate::sync::{AtomicU32, AtomicU64, Mutex, Ordering, RwLock};
+use crate::tenant_id::{IdRef, TenantId, TenantKey};
+
+/// Hands out generation ids and takes back the ones no entry uses.
+#[derive(Debug, Default)]
+pub(crate) struct TidPool {
+    next: u32,
+    free: Vec<u32>,
+}
+
+impl TidPool {
+    fn alloc(&mut self) -> u32 {
+        if let Some(tid) = self.free.pop() {
+            return tid;
+        }
+        // 2^32 generations alive at once would need far more memory than
+        // their entries could ever occupy, so running out is not reachable.
+        let tid = self.next;
+        self.next = self.next.wrapping_add(1);
+        tid
+    }
+}
+
+/// Bit set in [`Generation::nodes`] once the generation is dead.
+const DEAD: u64 = 1 << 63;
+
+/// One lifetime of a tenant's data, between two `invalidate_all`s.
+#[derive(Debug)]
+pub(crate) struct Generation {
+    pub(crate) tid: u32,
+    pub(crate) tenant: Arc<TenantState>,
+    /// Nodes in shard queues (entries and tombstones), plus the DEAD bit.
+    nodes: AtomicU64,
+    entries: std::sync::atomic::AtomicU64,
+    weight: std::sync::atomic::AtomicU64,
+    pool: Arc<Mutex<TidPool>>,
+}
+
+impl Generation {
+    fn new(tenant: Arc<TenantState>, pool: Arc<Mutex<TidPool>>) -> Arc<Self> {
+        let tid = pool.lock().alloc();
+        Arc::new(Self {
+            tid,
+            tenant,
+            nodes: AtomicU64::new(0),
+            entries: Default::default(),
+            weight: Default::default(),
+            pool,
+        })
+    }
+
+    /// Counts one more node, unless the generation is dead: the check and
+    /// the count are one atomic step, so a tid can never be recycled while
+    /// a node is being added under it.
+    pub(crate) fn try_link(&self) -> bool {
+        let mut cur = self.nodes.load(Ordering::Acquire);
+        loop {
+            if cur & DEAD != 0 {
+                return false;
+            }
+            match self.nodes.compare_exchange_weak(
+                cur,
+                cur + 1,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return true,
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+
+    pub(crate) fn unlink(&self) {
+        let prev = self.nodes.fetch_sub(1, Ordering::AcqRel);
+        if prev == DEAD | 1 {
+            self.recycle();
+        }
+    }
+
+    /// Marks the generation dead; returns false if it already was.
+    fn kill(&self) -> bool {
+        let prev = self.nodes.fetch_or(DEAD, Ordering::AcqRel);
+        if prev & DEAD != 0 {
+            return false;
+        }
+        if prev == 0 {
+            self.recycle();
+        }
+        true
+    }
+
+    fn recycle(&self) {
+        self.pool.lock().free.push(self.tid);
+    }
+
+    pub(crate) fn is_dead(&self) -> bool {
+        self.nodes.load(Ordering::Acquire) & DEAD != 0
+    }
+
+    pub(crate) fn entries(&self) -> u64 {
+        self.entries.load(Relaxed)
+    }
+
+    pub(crate) fn weight(&self) -> u64 {
+        self.weight.load(Relaxed)
+    }
+
+    pub(crate) fn add_entry(&self, weight: u64) {
+        self.entries.fetch_add(1, Relaxed);
+        self.weight.fetch_add(weight, Relaxed);
+    }
+
+    pub(crate) fn remove_entry(&self, weight: u64) {
+        self.entries.fetch_sub(1, Relaxed);
+        self.weight.fetch_sub(weight, Relaxed);
+    }
+
+    pub(crate) fn reweigh(&self, old: u64, new: u64) {
+        self.weight.fetch_add(new, Relaxed);
+        self.weight.fetch_sub(old, Relaxed);
+    }
+}
+
+/// Everything the cache keeps about one tenant.
+pub(crate) struct TenantState {
+    pub(crate) id: TenantId,
+    hash: u64,
+    /// The current generation's tid, read on every lookup.
+    tid: AtomicU32,
+    current: Mutex<Option<Arc<Generation>>>,
+    handles: AtomicUsize,
+    removed: AtomicBool,
+    pub(crate) counters: Counters,
+    totals: Arc<Counters>,
+}
+
+impl std::fmt::Debug for TenantState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TenantState")
+            .field("id", &self.id)
+            .field("tid", &self.tid())
+            .finish_non_exhaustive()
+    }
+}
+
+impl TenantState {
+    #[inline]
+    pub(crate) fn tid(&self) -> u32 {
+        self.tid.load(Ordering::Acquire)
+    }
+
+    /// The current generation. `None` only after the tenant was removed
+    /// from the registry, which cannot happen while a handle exists.
+    pub(crate) fn generation(&self) -> Option<Arc<Generation>> {
+        self.current.lock().clone()
+    }
+
+    #[inline]
+    pub(crate) fn hit(&self) {
+        self.counters.hit();
+        self.totals.hit();
+    }
+
+    #[inline]
+    pub(crate) fn miss(&self) {
+        self.counters.miss();
+        self.totals.miss();
+    }
+
+    pub(crate) fn record(&self, event: Event, n: u64) {
+        self.counters.record(event, n);
+        self.totals.record(event, n);
+    }
+
+    pub(crate) fn load_time(&self, d: std::time::Duration) {
+        self.counters.load_time(d);
+        self.totals.load_time(d);
+    }
+
+    pub(crate) fn stats(&self) -> Stats {
+        let mut s = self.counters.snapshot();
+        if let Some(g) = self.generation() {
+            s.entry_count = g.entries();
+            s.weighted_size = g.weight();
+        }
+        s
+    }
+
+    /// One more handle, for a clone of an existing one (which keeps the
+    /// tenant registered, so no registry lock is needed).
+    pub(crate) fn add_handle(&self) {
+        self.handles.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn handles(&self) -> usize {
+        self.handles.load(Relaxed)
+    }
+}
+
+const REGISTRY_SHARDS: usize = 16;
+
+/// All tenants, keyed by id.
+pub(crate) struct Registry {
+    shards: Box<[RwLock<HashTable<Arc<TenantState>>>]>,
+    hasher: ahash::RandomState,
+    pool: Arc<Mutex<TidPool>>,
+    /// Bumped on every generation death, so shards know when to look for
+    /// dead queues to reclaim.
+    deaths: AtomicU64,
+    pub(crate) totals: Arc<Counters>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("tenants", &self.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Registry {
+    pub(crate) fn new() -> Self {
+        Self {
+            shards: (0..REGISTRY_SHARDS)
+                .map(|_| RwLock::new(HashTable::new()))
+                .collect(),
+            hasher: ahash::RandomState::new(),
+            pool: Arc::new(Mutex::new(TidPool::default())),
+            deaths: AtomicU64::new(0),
+            totals: Arc::new(Counters::new()),
+        }
+    }
+
+    fn shard(&self, hash: u64) -> &RwLock<HashTable<Arc<TenantState>>> {
+        &self.shards[(hash >> 60) as usize % REGISTRY_SHARDS]
+    }
+
+    /// The tenant for `key`, created if needed, with one more handle counted.
+    pub(crate) fn acquire(&self, key: TenantKey<'_>) -> Arc<TenantState> {
+        let hash = self.hasher.hash_one(key.as_ref());
+        let shard = self.shard(hash);
+        let eq = |s: &Arc<TenantState>| s.id.as_ref() == key.as_ref();
+        {
+            let table = shard.read();
+            if let Some(state) = table.find(hash, eq) {
+                // Counted under the lock, so `try_remove` (which needs the
+                // write lock) sees it.
+                state.handles.fetch_add(1, Relaxed);
+                return state.clone();
+            }
+        }
+        let mut table = shard.write();
+        if let Some(state) = table.find(hash, eq) {
+            state.handles.fetch_add(1, Relaxed);
+            return state.clone();
+        }
+        let state = Arc::new(TenantState {
+            id: key.into_owned(),
+            hash,
+            tid: AtomicU32::new(0),
+            current: Mutex::new(None),
+            handles: AtomicUsize::new(1),
+            removed: AtomicBool::new(false),
+            counters: Counters::new(),
+            totals: self.totals.clone(),
+        });
+        let generation = Generation::new(state.clone(), self.pool.clone());
+        state.tid.store(generation.tid, Ordering::Release);
+        *state.current.lock() = Some(generation);
+        table.insert_unique(hash, state.clone(), |s| s.hash);
+        state
+    }
+
+    /// Gives the tenant a new generation; the old one's entries become
+    /// invisible at once. Returns how many live entries that dropped.
+    pub(crate) fn new_generation(&self, state: &Arc<TenantState>) -> u64 {
+        let mut current = state.current.lock();
+        let Some(old) = current.take() else {
+            return 0;
+        };
+        let fresh = Generation::new(state.clone(), self.pool.clone());
+        state.tid.store(fresh.tid, Ordering::Release);
+        *current = Some(fresh);
+        drop(current);
+        let dropped = old.entries();
+        if old.kill() {
+            self.deaths.fetch_add(1, Ordering::Release);
+        }
+        state.record(Event::Invalidation, dropped);
+        dropped
+    }
+
+    pub(crate) fn deaths(&self) -> u64 {
+        self.deaths.load(Ordering::Acquire)
+    }
+
+    /// One handle fewer; reclaims the tenant if it was the last and the
+    /// tenant holds no entries.
+    pub(crate) fn release(&self, state: &Arc<TenantState>) {
+        if state.handles.fetch_sub(1, Relaxed) == 1 {
+            self.try_remove(state);
+        }
+    }
+
+    /// Removes an idle tenant (no handle, no entry) from the registry.
+    pub(crate) fn try_remove(&self, state: &Arc<TenantState>) {
+        let mut table = self.shard(state.hash).write();
+        if state.handles.load(Relaxed) != 0 || state.removed.load(Relaxed) {
+            return;
+        }
+        let Some(generation) = state.generation() else {
+            return;
+        };
+        if generation.entries() != 0 {
+            return;
+        }
+        if let Ok(slot) = table.find_entry(state.hash, |s| Arc::ptr_eq(s, state)) {
+            slot.remove();
+        }
+        state.removed.store(true, Relaxed);
+        *state.current.lock() = None;
+        drop(table);
+        if generation.kill() {
+            self.deaths.fetch_add(1, Ordering::Release);
+        }
+    }
+
+    pub(crate) fn find(&self, id: IdRef<'_>) -> Option<Arc<TenantState>> {
+        let hash = self.hasher.hash_one(id);
+        self.shard(hash)
+            .read()
+            .find(hash, |s| s.id.as_ref() == id)
+            .cloned()
+    }
+
+    pub(crate) fn all(&self) -> Vec<Arc<TenantState>> {
+        let mut out = Vec::new();
+        for shard in self.shards.iter() {
+            out.extend(shard.read().iter().cloned());
+        }
+        out
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.read().len()).sum()
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        // A tenant and its current generation point at each other; break
+        // the cycle so both are freed with the cache.
+        for shard in self.shards.iter() {
+            for state in shard.read().iter() {
+                state.current.lock().take();
+            }
+        }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dead_generation_gives_its_tid_back_only_when_empty() {
+        let reg = Registry::new();
+        let t = reg.acquire(TenantKey::from("a"));
+        let g0 = t.generation().unwrap();
+        assert!(g0.try_link());
+        reg.new_generation(&t);
+        assert!(g0.is_dead());
+        assert!(!g0.try_link(), "a dead generation takes no new nodes");
+        assert!(
+            reg.pool.lock().free.is_empty(),
+            "tid still in use by a node"
+        );
+        g0.unlink();
+        assert_eq!(reg.pool.lock().free, vec![g0.tid]);
+    }
+
+    #[test]
+    fn idle_tenants_leave_the_registry() {
+        let reg = Registry::new();
+        let t = reg.acquire(TenantKey::from(1u64));
+        let again = reg.acquire(TenantKey::from(1u64));
+        assert!(Arc::ptr_eq(&t, &again));
+        assert_eq!(reg.len(), 1);
+        reg.release(&t);
+        assert_eq!(reg.len(), 1, "one handle is still live");
+        reg.release(&again);
+        assert_eq!(reg.len(), 0);
+    }
+}

@@ -1,0 +1,554 @@
+//! One shard: the entries whose hash lands here, their eviction queues and
+//! the loads in flight for them, all behind one reader-scalable lock.
+//!
+//! Nothing here calls user code except `Hash`/`Eq`/`Clone` of keys and
+//! values; every removal is handed back as a [`Removed`] so the caller can
+//! run listeners and drop values after the lock is released. User `Eq` is
+//! only ever called before the first mutation of an operation, so a
+//! panicking `Eq` leaves the shard as it was.
+
+use std::borrow::Borrow;
+use std::sync::atomic::{AtomicU8, Ordering::Relaxed};
+use std::sync::Arc;
+
+use hashbrown::HashTable;
+
+use crate::load::flight::Flight;
+use crate::policy::{self, Ghost, Queues, Step, MAX_FREQ};
+use crate::registry::{Generation, TenantState};
+use crate::slab::{Entry, Queue, Slab, Times, NIL};
+
+/// Why an entry left the cache, as the cache sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Why {
+    Expired,
+    Evicted,
+    TenantCapacity,
+    Invalidated,
+    Replaced,
+    /// Reclaimed after its generation was dropped by `invalidate_all`
+    /// (already counted as invalidated then).
+    Reclaimed,
+}
+
+/// An entry that left a shard, to be accounted and announced after unlock.
+pub(crate) struct Removed<K, V> {
+    pub(crate) generation: Arc<Generation>,
+    pub(crate) key: K,
+    pub(crate) value: V,
+    pub(crate) weight: u64,
+    pub(crate) why: Why,
+    /// Whether the cache's totals still count it (false for a replaced
+    /// value, whose weight the insert accounts itself, and for a value
+    /// refused at the door).
+    pub(crate) counted: bool,
+}
+
+/// The table hash for a stored 32-bit hash: spreads it over 64 bits so
+/// hashbrown's bucket index (low bits) and tag (top 7 bits) both vary.
+#[inline]
+fn table_hash(h: u32) -> u64 {
+    u64::from(h).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+/// What an insert did.
+pub(crate) enum Upsert<K, V> {
+    /// A new entry; its generation is returned for cap enforcement.
+    Inserted(Arc<Generation>),
+    /// The key was present; the old value is in `Removed` (weight = old).
+    Replaced(Arc<Generation>, Removed<K, V>),
+    /// The tenant's generation changed under us (a concurrent
+    /// `invalidate_all`); retry with the current one.
+    Stale(K, V),
+}
+
+/// Tombstones tolerated before a shard compacts its queues.
+const TOMBSTONE_SLACK: usize = 64;
+
+pub(crate) struct ShardData<K, V> {
+    table: HashTable<u32>,
+    slab: Slab<K, V>,
+    queues: Queues,
+    ghost: Ghost,
+    pub(crate) flights: HashTable<Arc<Flight<K, V>>>,
+    /// Weight of all entries here, dead generations included.
+    weight: u64,
+    tombstones: usize,
+    /// The registry's death count last time this shard looked for dead
+    /// queues, and whether it found any then.
+    deaths_seen: u64,
+    has_dead: bool,
+}
+
+impl<K, V> ShardData<K, V> {
+    pub(crate) fn new(weighted: bool) -> Self {
+        Self {
+            table: HashTable::new(),
+            slab: Slab::new(weighted),
+            queues: Queues::default(),
+            ghost: Ghost::default(),
+            flights: HashTable::new(),
+            weight: 0,
+            tombstones: 0,
+            deaths_seen: 0,
+            has_dead: false,
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.slab.live()
+    }
+
+    #[inline]
+    pub(crate) fn find<Q>(&self, hash: u32, tid: u32, key: &Q) -> Option<u32>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        let slab = &self.slab;
+        self.table
+            .find(table_hash(hash), |&i| {
+                let e = slab.get(i);
+                e.hash == hash && e.tid == tid && e.key.borrow() == key
+            })
+            .copied()
+    }
+
+    #[inline]
+    fn is_expired(&self, idx: u32, now: impl FnOnce() -> u64) -> bool {
+        self.slab.get(idx).timed && self.slab.times(idx).expires_at <= now()
+    }
+
+    /// The live value for the key, marking it used. `now` is only called
+    /// for entries that can expire.
+    #[inline]
+    pub(crate) fn get<Q>(
+        &self,
+        hash: u32,
+        tid: u32,
+        key: &Q,
+        now: impl FnOnce() -> u64,
+    ) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+        V: Clone,
+    {
+        let idx = self.find(hash, tid, key)?;
+        if self.is_expired(idx, now) {
+            return None;
+        }
+        let e = self.slab.get(idx);
+        touch(&e.freq);
+        Some(e.value.clone())
+    }
+
+    /// Like `get`, for loaders: also returns when the value was written.
+    pub(crate) fn get_timed<Q>(&self, hash: u32, tid: u32, key: &Q, now: u64) -> Option<(V, u64)>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+        V: Clone,
+    {
+        let idx = self.find(hash, tid, key)?;
+        if self.is_expired(idx, || now) {
+            return None;
+        }
+        let e = self.slab.get(idx);
+        touch(&e.freq);
+        Some((e.value.clone(), self.slab.times(idx).written_at))
+    }
+
+    /// An expired value that expired no earlier than `not_before`.
+    pub(crate) fn get_stale<Q>(&self, hash: u32, tid: u32, key: &Q, not_before: u64) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+        V: Clone,
+    {
+        let idx = self.find(hash, tid, key)?;
+        let e = self.slab.get(idx);
+        (!e.timed || self.slab.times(idx).expires_at >= not_before).then(|| e.value.clone())
+    }
+
+    pub(crate) fn contains<Q>(
+        &self,
+        hash: u32,
+        tid: u32,
+        key: &Q,
+        now: impl FnOnce() -> u64,
+    ) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        self.find(hash, tid, key)
+            .is_some_and(|idx| !self.is_expired(idx, now))
+    }
+
+    /// The in-flight load for a key, if any.
+    pub(crate) fn flight<Q>(&self, hash: u32, tid: u32, key: &Q) -> Option<&Arc<Flight<K, V>>>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        if self.flights.is_empty() {
+            return None;
+        }
+        self.flights.find(table_hash(hash), |f| {
+            f.hash as u32 == hash && f.tid == tid && f.key.borrow() == key
+        })
+    }
+
+    pub(crate) fn add_flight(&mut self, flight: Arc<Flight<K, V>>) {
+        self.flights
+            .insert_unique(table_hash(flight.hash as u32), flight, |f| {
+                table_hash(f.hash as u32)
+            });
+    }
+
+    pub(crate) fn remove_flight(&mut self, flight: &Arc<Flight<K, V>>) {
+        if let Ok(e) = self
+            .flights
+            .find_entry(table_hash(flight.hash as u32), |f| Arc::ptr_eq(f, flight))
+        {
+            e.remove();
+        }
+    }
+
+    /// Tells a load in flight for this key that newer state exists, so its
+    /// result must not be installed.
+    fn supersede_flight<Q>(&self, hash: u32, tid: u32, key: &Q)
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        if let Some(f) = self.flight(hash, tid, key) {
+            f.supersede();
+        }
+    }
+
+    /// The queue for `tid` if its generation is still the tenant's current
+    /// one, creating it if needed.
+    fn live_queue(&mut self, tenant: &TenantState, tid: u32) -> Option<usize> {
+        if let Some(pos) = self.queues.find(tid) {
+            return (!self.queues.list[pos].generation.is_dead()).then_some(pos);
+        }
+        let generation = tenant.generation()?;
+        (generation.tid == tid && !generation.is_dead()).then(|| self.queues.add(generation))
+    }
+
+    /// Inserts or replaces `key`'s value for generation `tid`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn upsert(
+        &mut self,
+        tenant: &TenantState,
+        tid: u32,
+        hash: u32,
+        key: K,
+        value: V,
+        weight: u32,
+        times: Option<Times>,
+        now: u64,
+    ) -> Upsert<K, V>
+    where
+        K: Eq,
+    {
+        // User `Eq` runs here, before anything changes.
+        let existing = self.find(hash, tid, &key);
+        self.supersede_flight(hash, tid, &key);
+        let Some(pos) = self.live_queue(tenant, tid) else {
+            return Upsert::Stale(key, value);
+        };
+        let generation = self.queues.list[pos].generation.clone();
+        if let Some(idx) = existing {
+            let old_weight = self.slab.weight(idx);
+            let was_expired = self.is_expired(idx, || now);
+            let entry = self.slab.get_mut(idx);
+            let old_value = std::mem::replace(&mut entry.value, value);
+            entry.timed = times.is_some_and(|t| t.expires_at != u64::MAX);
+            let queue = entry.queue;
+            self.slab.set_weight(idx, weight);
+            if let Some(t) = times {
+                self.slab.set_times(idx, t);
+            }
+            let new_weight = u64::from(weight);
+            let list = self.queues.list[pos].list(queue);
+            list.weight = list.weight - old_weight + new_weight;
+            self.weight = self.weight - old_weight + new_weight;
+            generation.reweigh(old_weight, new_weight);
+            let why = if was_expired {
+                Why::Expired
+            } else {
+                Why::Replaced
+            };
+            return Upsert::Replaced(
+                generation.clone(),
+                Removed {
+                    generation,
+                    key,
+                    value: old_value,
+                    weight: old_weight,
+                    why,
+                    counted: false,
+                },
+            );
+        }
+        if !generation.try_link() {
+            return Upsert::Stale(key, value);
+        }
+        let queue = if self.ghost.take(hash) {
+            Queue::Main
+        } else {
+            Queue::Small
+        };
+        let entry = Entry {
+            key,
+            value,
+            hash,
+            tid,
+            next: NIL,
+            freq: AtomicU8::new(0),
+            queue,
+            timed: times.is_some_and(|t| t.expires_at != u64::MAX),
+        };
+        let idx = self.slab.alloc(entry, times, weight);
+        let w = u64::from(weight);
+        self.queues.list[pos]
+            .list(queue)
+            .push_back(&mut self.slab, idx, w);
+        let slab = &self.slab;
+        self.table
+            .insert_unique(table_hash(hash), idx, |&i| table_hash(slab.get(i).hash));
+        self.weight += w;
+        generation.add_entry(w);
+        Upsert::Inserted(generation)
+    }
+
+    /// Removes the key's entry, leaving a tombstone in its queue.
+    pub(crate) fn remove<Q>(&mut self, hash: u32, tid: u32, key: &Q) -> Option<Removed<K, V>>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        let idx = self.find(hash, tid, key);
+        self.supersede_flight(hash, tid, key);
+        let idx = idx?;
+        let pos = self.queues.find(tid)?;
+        let weight = self.slab.weight(idx);
+        self.unindex(idx);
+        let entry = self.slab.tombstone(idx);
+        let q = &mut self.queues.list[pos];
+        q.list(entry.queue).weight -= weight;
+        let generation = q.generation.clone();
+        generation.remove_entry(weight);
+        self.weight -= weight;
+        self.tombstones += 1;
+        self.maybe_compact();
+        Some(Removed {
+            generation,
+            key: entry.key,
+            value: entry.value,
+            weight,
+            why: Why::Invalidated,
+            counted: true,
+        })
+    }
+
+    fn unindex(&mut self, idx: u32) {
+        let h = table_hash(self.slab.get(idx).hash);
+        if let Ok(e) = self.table.find_entry(h, |&i| i == idx) {
+            e.remove();
+        }
+    }
+
+    /// Frees tombstones once they outnumber live entries (amortized O(1)).
+    fn maybe_compact(&mut self) {
+        if self.tombstones < TOMBSTONE_SLACK || self.tombstones < self.slab.live() {
+            return;
+        }
+        for q in self.queues.list.iter_mut() {
+            self.tombstones -= q.compact(&mut self.slab);
+        }
+        for pos in (0..self.queues.list.len()).rev() {
+            self.queues.remove_if_empty(pos);
+        }
+    }
+
+    /// Evicts one entry from the queue at `pos`. `None` when the queue ran
+    /// empty (and was dropped).
+    fn evict_from(&mut self, pos: usize, now: u64, why: Why) -> Option<Removed<K, V>> {
+        loop {
+            let q = &mut self.queues.list[pos];
+            match policy::step(q, &mut self.slab, &mut self.ghost, now) {
+                Step::Empty => {
+                    self.queues.remove_if_empty(pos);
+                    return None;
+                }
+                Step::Tombstone(idx) => {
+                    self.slab.release(idx);
+                    self.tombstones -= 1;
+                    q.generation.unlink();
+                }
+                Step::Evict { idx, expired } => {
+                    let why = if expired { Why::Expired } else { why };
+                    return Some(self.take_out(pos, idx, why));
+                }
+            }
+        }
+    }
+
+    /// Removes an entry already unlinked from its queue.
+    fn take_out(&mut self, pos: usize, idx: u32, why: Why) -> Removed<K, V> {
+        let weight = self.slab.weight(idx);
+        self.unindex(idx);
+        let Some(entry) = self.slab.release(idx) else {
+            unreachable!("evicted slot {idx} held no entry");
+        };
+        let generation = self.queues.list[pos].generation.clone();
+        generation.remove_entry(weight);
+        self.weight -= weight;
+        self.queues.remove_if_empty(pos);
+        generation.unlink();
+        Removed {
+            generation,
+            key: entry.key,
+            value: entry.value,
+            weight,
+            why,
+            counted: true,
+        }
+    }
+
+    fn note_deaths(&mut self, deaths: u64) {
+        if deaths != self.deaths_seen {
+            self.deaths_seen = deaths;
+            self.has_dead = true;
+        }
+    }
+
+    fn dead_queue(&mut self) -> Option<usize> {
+        if !self.has_dead {
+            return None;
+        }
+        let pos = self.queues.dead();
+        self.has_dead = pos.is_some();
+        pos
+    }
+
+    /// Evicts one entry to relieve global pressure: entries of dead
+    /// generations first, then from a tenant holding at least its even
+    /// share of this shard.
+    pub(crate) fn evict_one(&mut self, now: u64, deaths: u64) -> Option<Removed<K, V>> {
+        self.note_deaths(deaths);
+        loop {
+            if let Some(pos) = self.dead_queue() {
+                if let Some(r) = self.evict_from(pos, now, Why::Reclaimed) {
+                    return Some(r);
+                }
+                continue;
+            }
+            let pos = self.queues.fair_victim(self.weight)?;
+            if let Some(r) = self.evict_from(pos, now, Why::Evicted) {
+                self.queues.advance_cursor();
+                return Some(r);
+            }
+        }
+    }
+
+    /// Evicts one entry of generation `tid` (its tenant is over its cap).
+    pub(crate) fn evict_tenant(&mut self, tid: u32, now: u64) -> Option<Removed<K, V>> {
+        let pos = self.queues.find(tid)?;
+        self.evict_from(pos, now, Why::TenantCapacity)
+    }
+
+    /// Reclaims up to `budget` entries of dead generations.
+    pub(crate) fn reclaim_dead(
+        &mut self,
+        budget: usize,
+        now: u64,
+        deaths: u64,
+        out: &mut Vec<Removed<K, V>>,
+    ) {
+        self.note_deaths(deaths);
+        for _ in 0..budget {
+            let Some(pos) = self.dead_queue() else {
+                return;
+            };
+            if let Some(r) = self.evict_from(pos, now, Why::Reclaimed) {
+                out.push(r);
+            }
+        }
+    }
+
+    /// Keeps the ghost in proportion to the shard.
+    pub(crate) fn fit_ghost(&mut self) {
+        self.ghost.fit(self.slab.live());
+    }
+
+    /// Checks every internal invariant; panics with a description if one
+    /// does not hold. For tests and fuzzing.
+    #[cfg(any(test, fuzzing, debug_assertions))]
+    pub(crate) fn validate(&self) {
+        let mut live = 0usize;
+        let mut nodes = 0usize;
+        let mut weight = 0u64;
+        for q in &self.queues.list {
+            assert!(q.nodes() > 0, "empty queue kept");
+            nodes += q.nodes() as usize;
+            weight += q.weight();
+        }
+        for q in &self.queues.list {
+            for (list, kind) in [(&q.small, Queue::Small), (&q.main, Queue::Main)] {
+                let (count, w) = self.walk(list_head(list), kind, q.generation.tid);
+                assert_eq!(count.0 + count.1, list.len as usize, "list length");
+                assert_eq!(w, list.weight, "list weight");
+                live += count.0;
+            }
+        }
+        assert_eq!(live, self.slab.live(), "queues and slab disagree");
+        assert_eq!(live, self.table.len(), "table and slab disagree");
+        assert_eq!(nodes - live, self.tombstones, "tombstone count");
+        assert_eq!(weight, self.weight, "shard weight");
+    }
+
+    #[cfg(any(test, fuzzing, debug_assertions))]
+    fn walk(&self, mut cur: u32, kind: Queue, tid: u32) -> ((usize, usize), u64) {
+        let (mut live, mut dead, mut w) = (0, 0, 0);
+        while cur != NIL {
+            if self.slab.is_tombstone(cur) {
+                dead += 1;
+            } else {
+                let e = self.slab.get(cur);
+                assert_eq!(e.queue, kind, "entry in the wrong queue");
+                assert_eq!(e.tid, tid, "entry in another generation's queue");
+                assert!(self.find_index(cur), "queued entry missing from table");
+                live += 1;
+                w += self.slab.weight(cur);
+            }
+            cur = self.slab.next(cur);
+        }
+        ((live, dead), w)
+    }
+
+    #[cfg(any(test, fuzzing, debug_assertions))]
+    fn find_index(&self, idx: u32) -> bool {
+        let h = table_hash(self.slab.get(idx).hash);
+        self.table.find(h, |&i| i == idx).is_some()
+    }
+}
+
+#[cfg(any(test, fuzzing, debug_assertions))]
+fn list_head(list: &policy::List) -> u32 {
+    list.head()
+}
+
+/// Marks an entry used. Written only when the count changes, so entries
+/// that are already hot cost readers no write at all.
+#[inline]
+fn touch(freq: &AtomicU8) {
+    let f = freq.load(Relaxed);
+    if f < MAX_FREQ {
+        let _ = freq.compare_exchange(f, f + 1, Relaxed, Relaxed);
+    }
+}

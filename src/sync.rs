@@ -1,0 +1,166 @@
+//! The synchronization primitives the crate is built on, with one face for
+//! two implementations.
+//!
+//! Normal builds use crossbeam-utils' `ShardedLock` for shards (readers lock
+//! a per-thread slot, so hits never bounce a shared reader count between
+//! cores) and parking_lot's `Mutex`/`Condvar` for load slots. Under
+//! `--cfg loom` everything switches to loom's model-checked types, which is
+//! why no other module names `parking_lot`, `std::sync` locks or atomics
+//! directly: loom cannot see what does not go through here.
+//!
+//! Lock poisoning is deliberately ignored: a panic in a user `Hash`/`Eq`
+//! while a shard lock is held unwinds before the shard's own state is
+//! touched, so the data behind a poisoned lock is still consistent.
+
+pub(crate) use imp::*;
+
+#[cfg(not(loom))]
+mod imp {
+    use std::sync::PoisonError;
+    use std::time::Duration;
+
+    pub(crate) use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+    pub(crate) use std::thread::ThreadId;
+
+    /// Reader-scalable lock: readers take one of several per-thread slots.
+    #[derive(Debug)]
+    pub(crate) struct RwLock<T>(crossbeam_utils::sync::ShardedLock<T>);
+
+    pub(crate) type ReadGuard<'a, T> = crossbeam_utils::sync::ShardedLockReadGuard<'a, T>;
+    pub(crate) type WriteGuard<'a, T> = crossbeam_utils::sync::ShardedLockWriteGuard<'a, T>;
+
+    impl<T> RwLock<T> {
+        pub(crate) fn new(value: T) -> Self {
+            Self(crossbeam_utils::sync::ShardedLock::new(value))
+        }
+
+        pub(crate) fn read(&self) -> ReadGuard<'_, T> {
+            self.0.read().unwrap_or_else(PoisonError::into_inner)
+        }
+
+        pub(crate) fn write(&self) -> WriteGuard<'_, T> {
+            self.0.write().unwrap_or_else(PoisonError::into_inner)
+        }
+    }
+
+    #[derive(Debug, Default)]
+    pub(crate) struct Mutex<T>(parking_lot::Mutex<T>);
+
+    pub(crate) type MutexGuard<'a, T> = parking_lot::MutexGuard<'a, T>;
+
+    impl<T> Mutex<T> {
+        pub(crate) fn new(value: T) -> Self {
+            Self(parking_lot::Mutex::new(value))
+        }
+
+        pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
+            self.0.lock()
+        }
+    }
+
+    #[derive(Debug, Default)]
+    pub(crate) struct Condvar(parking_lot::Condvar);
+
+    impl Condvar {
+        pub(crate) fn new() -> Self {
+            Self(parking_lot::Condvar::new())
+        }
+
+        pub(crate) fn wait<'a, T>(&self, mut guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
+            self.0.wait(&mut guard);
+            guard
+        }
+
+        pub(crate) fn wait_for<'a, T>(
+            &self,
+            mut guard: MutexGuard<'a, T>,
+            timeout: Duration,
+        ) -> MutexGuard<'a, T> {
+            let _ = self.0.wait_for(&mut guard, timeout);
+            guard
+        }
+
+        pub(crate) fn notify_all(&self) {
+            self.0.notify_all();
+        }
+    }
+
+    pub(crate) fn current_thread() -> ThreadId {
+        std::thread::current().id()
+    }
+}
+
+#[cfg(loom)]
+mod imp {
+    use std::sync::PoisonError;
+    use std::time::Duration;
+
+    pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+    pub(crate) use loom::thread::ThreadId;
+
+    #[derive(Debug)]
+    pub(crate) struct RwLock<T>(loom::sync::RwLock<T>);
+
+    pub(crate) type ReadGuard<'a, T> = loom::sync::RwLockReadGuard<'a, T>;
+    pub(crate) type WriteGuard<'a, T> = loom::sync::RwLockWriteGuard<'a, T>;
+
+    impl<T> RwLock<T> {
+        pub(crate) fn new(value: T) -> Self {
+            Self(loom::sync::RwLock::new(value))
+        }
+
+        pub(crate) fn read(&self) -> ReadGuard<'_, T> {
+            self.0.read().unwrap_or_else(PoisonError::into_inner)
+        }
+
+        pub(crate) fn write(&self) -> WriteGuard<'_, T> {
+            self.0.write().unwrap_or_else(PoisonError::into_inner)
+        }
+    }
+
+    #[derive(Debug)]
+    pub(crate) struct Mutex<T>(loom::sync::Mutex<T>);
+
+    pub(crate) type MutexGuard<'a, T> = loom::sync::MutexGuard<'a, T>;
+
+    impl<T> Mutex<T> {
+        pub(crate) fn new(value: T) -> Self {
+            Self(loom::sync::Mutex::new(value))
+        }
+
+        pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
+            self.0.lock().unwrap_or_else(PoisonError::into_inner)
+        }
+    }
+
+    #[derive(Debug)]
+    pub(crate) struct Condvar(loom::sync::Condvar);
+
+    impl Condvar {
+        pub(crate) fn new() -> Self {
+            Self(loom::sync::Condvar::new())
+        }
+
+        pub(crate) fn wait<'a, T>(&self, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
+            self.0.wait(guard).unwrap_or_else(PoisonError::into_inner)
+        }
+
+        /// loom has no time: a timed wait is an ordinary wait, so models
+        /// never use deadlines (deadlines are tested with the `Clock` seam).
+        pub(crate) fn wait_for<'a, T>(
+            &self,
+            guard: MutexGuard<'a, T>,
+            _timeout: Duration,
+        ) -> MutexGuard<'a, T> {
+            self.wait(guard)
+        }
+
+        pub(crate) fn notify_all(&self) {
+            self.0.notify_all();
+        }
+    }
+
+    pub(crate) fn current_thread() -> ThreadId {
+        loom::thread::current().id()
+    }
+}
