@@ -127,17 +127,19 @@ impl Time {
     /// Nanoseconds from the epoch to `at` (0 for instants before it).
     pub(crate) fn stamp(&self, at: Instant) -> u64 {
         let nanos = at.saturating_duration_since(self.epoch).as_nanos();
-        u64::try_from(nanos).unwrap_or(u64::MAX - 1)
+        u64::try_from(nanos).unwrap_or(u64::MAX).min(u64::MAX - 1)
     }
 
     pub(crate) fn now_stamp(&self) -> u64 {
         self.stamp(self.now())
     }
 
-    /// `stamp + d`, saturating below `u64::MAX`, which means "never".
+    /// `stamp + d`, saturating at `u64::MAX`, which means "never": stamps
+    /// themselves stop at `u64::MAX - 1`, so a saturated expiry is never
+    /// reached.
     pub(crate) fn after(stamp: u64, d: Duration) -> u64 {
         let nanos = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
-        stamp.saturating_add(nanos).min(u64::MAX - 1)
+        stamp.saturating_add(nanos)
     }
 
     /// How long a waiter may block before looking at the clock again.
@@ -174,11 +176,8 @@ mod tests {
     #[test]
     fn stamps_saturate_instead_of_overflowing() {
         let time = Time::new(None);
-        assert_eq!(
-            Time::after(u64::MAX - 5, Duration::from_secs(1)),
-            u64::MAX - 1
-        );
-        assert_eq!(Time::after(0, Duration::MAX), u64::MAX - 1);
+        assert_eq!(Time::after(u64::MAX - 5, Duration::from_secs(1)), u64::MAX);
+        assert_eq!(Time::after(0, Duration::MAX), u64::MAX);
         assert!(time.now_stamp() < u64::MAX - 1);
     }
 }

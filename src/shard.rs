@@ -410,6 +410,7 @@ impl<K, V> ShardData<K, V> {
         self.weight -= weight;
         self.queues.remove_if_empty(pos);
         generation.unlink();
+        self.maybe_compact();
         Removed {
             generation,
             key: entry.key,
@@ -510,6 +511,12 @@ impl<K, V> ShardData<K, V> {
         assert_eq!(live, self.table.len(), "table and slab disagree");
         assert_eq!(nodes - live, self.tombstones, "tombstone count");
         assert_eq!(weight, self.weight, "shard weight");
+        assert!(
+            self.tombstones < TOMBSTONE_SLACK || self.tombstones < self.slab.live(),
+            "tombstones pile up: {} for {} live entries",
+            self.tombstones,
+            self.slab.live()
+        );
     }
 
     #[cfg(any(test, fuzzing, debug_assertions))]

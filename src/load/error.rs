@@ -8,7 +8,7 @@ use std::sync::Arc;
 /// [`load`](crate::Tenant::load), [`refresh`](crate::Tenant::refresh))
 /// returned no value.
 #[non_exhaustive]
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq)]
 pub enum LoadError<E> {
     /// The loader returned `Err` (after every retry). Every caller that
     /// shared the load gets the same `Arc`.

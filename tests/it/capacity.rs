@@ -1,0 +1,158 @@
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
+
+use tenant_cache::{Cache, RemovalCause};
+
+use crate::support::{causes, recording};
+
+#[test]
+fn total_weight_never_exceeds_max_capacity() {
+    let cache: Cache<u64, u64> = Cache::builder()
+        .max_capacity(500)
+        .weigher(|_k: &u64, v: &u64| (*v % 7 + 1) as u32)
+        .build();
+    let t = cache.tenant("a");
+    for i in 0..20_000u64 {
+        t.insert(i, i);
+        assert!(
+            cache.weighted_size() <= 500,
+            "over capacity after insert {i}"
+        );
+    }
+    assert!(cache.weighted_size() > 450, "cache should stay nearly full");
+    cache.validate();
+}
+
+#[test]
+fn concurrent_inserts_stay_within_capacity_beyond_entries_in_flight() {
+    const THREADS: u64 = 4;
+    let cache: Cache<u64, u64> = Cache::builder().max_capacity(1_000).shards(8).build();
+    let over = Arc::new(AtomicBool::new(false));
+    let threads: Vec<_> = (0..THREADS)
+        .map(|n| {
+            let cache = cache.clone();
+            let over = over.clone();
+            thread::spawn(move || {
+                let t = cache.tenant(n % 2);
+                for i in 0..20_000 {
+                    t.insert(n * 1_000_000 + i, i);
+                    // Each thread may have one insert between its weight
+                    // being added and its eviction running.
+                    if cache.weighted_size() > 1_000 + THREADS {
+                        over.store(true, Ordering::Relaxed);
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert!(!over.load(Ordering::Relaxed));
+    assert!(cache.weighted_size() <= 1_000);
+    cache.validate();
+}
+
+#[test]
+fn a_tenant_over_its_cap_evicts_only_its_own_entries() {
+    let (builder, heard) = recording(
+        Cache::<u64, u64>::builder()
+            .max_capacity(1_000)
+            .tenant_capacity(100),
+    );
+    let cache = builder.build();
+    let quiet = cache.tenant("quiet");
+    let noisy = cache.tenant("noisy");
+    for k in 0..50 {
+        quiet.insert(k, k);
+    }
+    for k in 0..10_000 {
+        noisy.insert(k, k);
+        assert!(noisy.weighted_size() <= 100);
+    }
+    assert_eq!(
+        quiet.entry_count(),
+        50,
+        "the noisy tenant flushed its neighbour"
+    );
+    for k in 0..50 {
+        assert_eq!(quiet.get(&k), Some(k));
+    }
+    assert_eq!(noisy.entry_count(), 100);
+    let heard = heard.lock().unwrap();
+    assert_eq!(heard.len(), 9_900);
+    assert!(heard
+        .iter()
+        .all(|(t, _, _, c)| t.as_str() == Some("noisy") && *c == RemovalCause::TenantCapacity));
+    assert_eq!(noisy.stats().evictions, 9_900);
+    assert_eq!(quiet.stats().evictions, 0);
+}
+
+#[test]
+fn an_entry_heavier_than_the_capacity_is_refused_and_the_listener_told() {
+    let (builder, heard) = recording(
+        Cache::<&'static str, u32>::builder()
+            .max_capacity(100)
+            .tenant_capacity(50)
+            .weigher(|_k: &&str, v: &u32| *v),
+    );
+    let cache = builder.build();
+    let t = cache.tenant("a");
+    t.insert("k", 10);
+    t.insert("k", 101); // heavier than the cache
+    assert_eq!(t.get(&"k"), None, "the replaced value must not linger");
+    t.insert("j", 60); // heavier than the tenant cap
+    assert_eq!(t.get(&"j"), None);
+    assert_eq!(cache.weighted_size(), 0);
+    assert_eq!(
+        causes(&heard),
+        vec![
+            RemovalCause::Replaced,
+            RemovalCause::Evicted,
+            RemovalCause::TenantCapacity
+        ]
+    );
+    assert_eq!(t.stats().evictions, 2);
+}
+
+#[test]
+fn max_capacity_zero_stores_nothing() {
+    let cache: Cache<u32, u32> = Cache::new(0);
+    let t = cache.tenant("a");
+    t.insert(1, 1);
+    assert_eq!(t.get(&1), None);
+    assert_eq!(t.get_with(2, || 2), 2);
+    assert_eq!(t.get(&2), None);
+    assert_eq!(cache.entry_count(), 0);
+}
+
+#[test]
+fn the_cache_fills_to_capacity_however_keys_spread_over_shards() {
+    const CAP: u64 = 10_000;
+    let cache: Cache<u64, u64> = Cache::builder().max_capacity(CAP).shards(64).build();
+    let t = cache.tenant("a");
+    for k in 0..CAP {
+        t.insert(k, k);
+    }
+    let resident = (0..CAP).filter(|k| t.contains(k)).count() as u64;
+    assert!(
+        resident * 100 >= CAP * 99,
+        "only {resident} of {CAP} resident"
+    );
+    assert_eq!(cache.entry_count(), resident);
+}
+
+#[test]
+fn replacing_a_value_updates_its_weight() {
+    let cache: Cache<u32, String> = Cache::builder()
+        .max_capacity(1_000)
+        .weigher(|_k: &u32, v: &String| v.len() as u32)
+        .build();
+    let t = cache.tenant("a");
+    t.insert(1, "abc".into());
+    t.insert(1, "abcdefgh".into());
+    assert_eq!((t.weighted_size(), cache.weighted_size()), (8, 8));
+    assert_eq!(t.entry_count(), 1);
+    cache.validate();
+}

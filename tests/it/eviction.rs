@@ -1,0 +1,58 @@
+use tenant_cache::Cache;
+
+use crate::support::Rng;
+
+#[test]
+fn a_one_time_scan_twice_the_capacity_does_not_flush_a_hot_working_set() {
+    const CAP: u64 = 1_000;
+    const HOT: u64 = 500;
+    let cache: Cache<u64, u64> = Cache::builder().max_capacity(CAP).shards(8).build();
+    let t = cache.tenant("a");
+    // Warm the hot set: every key used a few times.
+    for _ in 0..4 {
+        for k in 0..HOT {
+            if t.get(&k).is_none() {
+                t.insert(k, k);
+            }
+        }
+    }
+    // One pass over cold keys, twice the capacity long.
+    for k in 1_000_000..1_000_000 + 2 * CAP {
+        if t.get(&k).is_none() {
+            t.insert(k, k);
+        }
+    }
+    let kept = (0..HOT).filter(|k| t.contains(k)).count() as u64;
+    assert!(
+        kept * 100 >= HOT * 95,
+        "scan flushed the hot set: {kept} of {HOT} kept"
+    );
+    cache.validate();
+}
+
+#[test]
+fn frequently_used_keys_survive_churn_better_than_rare_ones() {
+    const CAP: u64 = 500;
+    let cache: Cache<u64, u64> = Cache::builder().max_capacity(CAP).shards(4).build();
+    let t = cache.tenant("a");
+    let mut rng = Rng::new(7);
+    let (mut hot_hits, mut hot_reqs) = (0u64, 0u64);
+    for i in 0..200_000u64 {
+        // Half the requests go to 100 hot keys, half to 100k cold ones.
+        let key = if i % 2 == 0 {
+            rng.below(100)
+        } else {
+            1_000 + rng.below(100_000)
+        };
+        let hit = t.get(&key).is_some();
+        if !hit {
+            t.insert(key, key);
+        }
+        if key < 100 && i > 10_000 {
+            hot_reqs += 1;
+            hot_hits += u64::from(hit);
+        }
+    }
+    let ratio = hot_hits as f64 / hot_reqs as f64;
+    assert!(ratio > 0.95, "hot keys hit only {ratio:.3}");
+}

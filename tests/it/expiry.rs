@@ -1,0 +1,116 @@
+use std::time::Duration;
+
+use tenant_cache::{Cache, ManualClock, RemovalCause};
+
+use crate::support::{causes, recording};
+
+fn cache_with_ttl(ttl: Duration) -> (Cache<u32, u32>, ManualClock) {
+    let clock = ManualClock::new();
+    let cache = Cache::builder()
+        .max_capacity(100)
+        .time_to_live(ttl)
+        .clock(clock.clone())
+        .build();
+    (cache, clock)
+}
+
+#[test]
+fn an_entry_expires_after_the_cache_ttl() {
+    let (cache, clock) = cache_with_ttl(Duration::from_secs(10));
+    let t = cache.tenant("a");
+    t.insert(1, 1);
+    clock.advance(Duration::from_millis(9_999));
+    assert_eq!(t.get(&1), Some(1));
+    clock.advance(Duration::from_millis(1));
+    assert_eq!(t.get(&1), None, "an expired entry must never be returned");
+    assert!(!t.contains(&1));
+}
+
+#[test]
+fn a_per_entry_ttl_overrides_the_cache_ttl() {
+    let (cache, clock) = cache_with_ttl(Duration::from_secs(10));
+    let t = cache.tenant("a");
+    t.insert_with_ttl(1, 1, Duration::from_secs(2));
+    t.insert_with_ttl(2, 2, Duration::from_secs(20));
+    t.insert(3, 3);
+    clock.advance(Duration::from_secs(3));
+    assert_eq!((t.get(&1), t.get(&2), t.get(&3)), (None, Some(2), Some(3)));
+    clock.advance(Duration::from_secs(8));
+    assert_eq!((t.get(&2), t.get(&3)), (Some(2), None));
+}
+
+#[test]
+fn per_entry_ttl_works_in_a_cache_without_ttl() {
+    let clock = ManualClock::new();
+    let cache: Cache<u32, u32> = Cache::builder()
+        .max_capacity(10)
+        .clock(clock.clone())
+        .build();
+    let t = cache.tenant("a");
+    t.insert(1, 1);
+    t.insert_with_ttl(2, 2, Duration::from_secs(1));
+    t.insert(3, 3);
+    clock.advance(Duration::from_secs(3600));
+    assert_eq!((t.get(&1), t.get(&2), t.get(&3)), (Some(1), None, Some(3)));
+}
+
+#[test]
+fn rewriting_an_entry_restarts_its_ttl() {
+    let (cache, clock) = cache_with_ttl(Duration::from_secs(10));
+    let t = cache.tenant("a");
+    t.insert(1, 1);
+    clock.advance(Duration::from_secs(8));
+    t.insert(1, 2);
+    clock.advance(Duration::from_secs(8));
+    assert_eq!(t.get(&1), Some(2));
+}
+
+#[test]
+fn expired_entries_are_reported_as_expired_when_removed() {
+    let clock = ManualClock::new();
+    let (builder, heard) = recording(
+        Cache::<u32, u32>::builder()
+            .max_capacity(4)
+            .shards(1)
+            .time_to_live(Duration::from_secs(1))
+            .clock(clock.clone()),
+    );
+    let cache = builder.build();
+    let t = cache.tenant("a");
+    t.insert(1, 1);
+    t.insert(2, 2);
+    clock.advance(Duration::from_secs(2));
+    t.insert(1, 10); // replaces an expired value
+    for k in 10..14 {
+        t.insert(k, k); // pushes the expired 2 out
+    }
+    let causes = causes(&heard);
+    assert_eq!(causes[0], RemovalCause::Expired);
+    assert!(
+        causes.contains(&RemovalCause::Expired)
+            && causes
+                .iter()
+                .filter(|c| **c == RemovalCause::Expired)
+                .count()
+                >= 2
+    );
+    assert!(t.stats().expirations >= 2);
+}
+
+#[test]
+fn a_zero_ttl_stores_nothing_visible() {
+    let (cache, _clock) = cache_with_ttl(Duration::ZERO);
+    let t = cache.tenant("a");
+    t.insert(1, 1);
+    assert_eq!(t.get(&1), None);
+}
+
+#[test]
+fn a_huge_ttl_does_not_overflow() {
+    let (cache, clock) = cache_with_ttl(Duration::MAX);
+    let t = cache.tenant("a");
+    t.insert(1, 1);
+    t.insert_with_ttl(2, 2, Duration::MAX);
+    clock.advance(Duration::from_secs(1 << 40));
+    assert_eq!((t.get(&1), t.get(&2)), (Some(1), Some(2)));
+}

@@ -1,0 +1,92 @@
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
+
+use tenant_cache::Cache;
+
+#[test]
+fn the_same_key_under_two_tenants_is_two_entries() {
+    let cache: Cache<String, String> = Cache::new(100);
+    let a = cache.tenant("a");
+    let b = cache.tenant("b");
+    a.insert("k".into(), "from a".into());
+    assert_eq!(b.get("k"), None, "b must not see a's entry");
+    b.insert("k".into(), "from b".into());
+    assert_eq!(a.get("k").as_deref(), Some("from a"));
+    assert_eq!(b.get("k").as_deref(), Some("from b"));
+    assert_eq!(cache.entry_count(), 2);
+    assert_eq!((a.entry_count(), b.entry_count()), (1, 1));
+}
+
+#[test]
+fn a_tenant_cannot_invalidate_another_tenants_entries() {
+    let cache: Cache<u32, u32> = Cache::new(100);
+    let a = cache.tenant("a");
+    let b = cache.tenant("b");
+    a.insert(1, 10);
+    b.insert(1, 20);
+    assert!(b.invalidate(&1));
+    assert!(!b.invalidate(&1));
+    assert_eq!(a.get(&1), Some(10));
+    b.insert(1, 21);
+    b.invalidate_all();
+    assert_eq!(a.get(&1), Some(10));
+    assert_eq!(b.get(&1), None);
+    assert!(a.contains(&1) && !b.contains(&1));
+}
+
+#[test]
+fn numeric_and_named_tenants_with_equal_text_are_distinct() {
+    let cache: Cache<u32, u32> = Cache::new(100);
+    cache.tenant(7u64).insert(1, 1);
+    assert_eq!(cache.tenant("7").get(&1), None);
+    assert_eq!(cache.tenant(String::from("x")).id().as_str(), Some("x"));
+}
+
+#[test]
+fn concurrent_tenants_writing_the_same_keys_never_read_each_others_values() {
+    const TENANTS: u64 = 16;
+    const KEYS: u64 = 64;
+    let cache: Cache<u64, (u64, u64)> = Cache::builder()
+        .max_capacity(TENANTS * KEYS / 2) // evictions happen too
+        .shards(4)
+        .build();
+    let wrong = Arc::new(AtomicBool::new(false));
+    let threads: Vec<_> = (0..TENANTS)
+        .map(|t| {
+            let cache = cache.clone();
+            let wrong = wrong.clone();
+            thread::spawn(move || {
+                let me = cache.tenant(t);
+                for round in 0..2_000u64 {
+                    let key = round % KEYS;
+                    me.insert(key, (t, round));
+                    for probe in [key, (key * 7) % KEYS] {
+                        if let Some((owner, _)) = me.get(&probe) {
+                            if owner != t {
+                                wrong.store(true, Ordering::Relaxed);
+                            }
+                        }
+                    }
+                    if round % 97 == 0 {
+                        me.invalidate_all();
+                    }
+                    if round % 31 == 0 {
+                        let fresh = me.get_with(KEYS + key, || (t, round));
+                        if fresh.0 != t {
+                            wrong.store(true, Ordering::Relaxed);
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert!(
+        !wrong.load(Ordering::Relaxed),
+        "a tenant read another tenant's value"
+    );
+    cache.validate();
+}

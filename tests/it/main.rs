@@ -1,0 +1,13 @@
+//! Integration tests, one binary (link once), one module per behaviour.
+
+mod bad_input;
+mod capacity;
+mod eviction;
+mod expiry;
+mod invalidation;
+mod isolation;
+mod listener;
+mod loading;
+mod registry;
+mod stress;
+mod support;
