@@ -39,8 +39,11 @@ pub(crate) enum Store<'a, K, V> {
     Load(&'a Arc<Flight<K, V>>),
 }
 
+/// A shard behind its lock, on its own cache lines.
+type Shard<K, V> = CachePadded<RwLock<ShardData<K, V>>>;
+
 pub(crate) struct Inner<K, V> {
-    shards: Box<[CachePadded<RwLock<ShardData<K, V>>>]>,
+    shards: Box<[Shard<K, V>]>,
     shard_mask: usize,
     hasher: ahash::RandomState,
     pub(crate) max_capacity: u64,
@@ -409,7 +412,7 @@ impl<K: Hash + Eq, V> Inner<K, V> {
         }
     }
 
-    #[cfg(any(test, fuzzing, debug_assertions))]
+    #[cfg(any(test, fuzzing, loom, debug_assertions))]
     pub(crate) fn validate(&self) {
         let mut resident = 0;
         for shard in self.shards.iter() {
@@ -596,7 +599,7 @@ impl<K: Hash + Eq, V> Cache<K, V> {
 
     /// Checks the cache's internal invariants (queues against table,
     /// weights, counts) and panics with a description if one fails.
-    #[cfg(any(test, fuzzing, debug_assertions))]
+    #[cfg(any(test, fuzzing, loom, debug_assertions))]
     #[doc(hidden)]
     pub fn validate(&self) {
         self.inner.validate();

@@ -1,0 +1,219 @@
+//! Model checks of the load protocol with loom: every interleaving of two
+//! threads (up to the preemption bound) on a one-shard cache.
+//!
+//! Run with:
+//! `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3 cargo test --release --test loom`
+#![cfg(loom)]
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::sync::Arc;
+
+use loom::thread;
+use tenant_cache::{Cache, LoadError};
+
+fn cache() -> Cache<u32, u32> {
+    Cache::builder().max_capacity(8).shards(1).build()
+}
+
+#[test]
+fn concurrent_get_with_runs_one_loader_and_both_see_its_value() {
+    loom::model(|| {
+        let cache = cache();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let spawn = |cache: &Cache<u32, u32>| {
+            let t = cache.tenant("a");
+            let calls = calls.clone();
+            thread::spawn(move || {
+                t.get_with(1, || {
+                    calls.fetch_add(1, SeqCst);
+                    7
+                })
+            })
+        };
+        let a = spawn(&cache);
+        let b = spawn(&cache);
+        assert_eq!(a.join().unwrap(), 7);
+        assert_eq!(b.join().unwrap(), 7);
+        assert_eq!(calls.load(SeqCst), 1, "the loader ran twice");
+        cache.validate();
+    });
+}
+
+#[test]
+fn a_failed_load_reaches_its_waiter_and_is_not_cached() {
+    loom::model(|| {
+        let cache = cache();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let spawn = |cache: &Cache<u32, u32>| {
+            let t = cache.tenant("a");
+            let calls = calls.clone();
+            thread::spawn(move || {
+                t.try_get_with(1, |_| {
+                    calls.fetch_add(1, SeqCst);
+                    Err::<u32, _>("down")
+                })
+            })
+        };
+        let a = spawn(&cache).join().unwrap();
+        let b = spawn(&cache).join().unwrap();
+        assert!(a.unwrap_err().is_failed() && b.unwrap_err().is_failed());
+        assert_eq!(calls.load(SeqCst), 2, "sequential failures load again");
+        assert_eq!(cache.entry_count(), 0);
+    });
+}
+
+#[test]
+fn a_waiter_sees_the_leaders_error_or_loads_itself() {
+    loom::model(|| {
+        let cache = cache();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let spawn = |cache: &Cache<u32, u32>| {
+            let t = cache.tenant("a");
+            let calls = calls.clone();
+            thread::spawn(move || {
+                t.try_get_with(1, |_| {
+                    calls.fetch_add(1, SeqCst);
+                    Err::<u32, _>("down")
+                })
+            })
+        };
+        let a = spawn(&cache);
+        let b = spawn(&cache);
+        let (a, b) = (
+            a.join().unwrap().unwrap_err(),
+            b.join().unwrap().unwrap_err(),
+        );
+        if calls.load(SeqCst) == 1 {
+            assert!(Arc::ptr_eq(a.failure().unwrap(), b.failure().unwrap()));
+        }
+    });
+}
+
+#[test]
+fn a_panicking_leader_never_strands_its_waiter() {
+    loom::model(|| {
+        let cache = cache();
+        let t = cache.tenant("a");
+        let leader = thread::spawn(move || {
+            catch_unwind(AssertUnwindSafe(|| {
+                t.try_get_with(1, |_| -> Result<u32, ()> { panic!("boom") })
+            }))
+            .is_err()
+        });
+        let t = cache.tenant("a");
+        let waiter = thread::spawn(move || t.try_get_with(1, |_| Ok::<_, ()>(2)));
+        // Either thread may lead; whichever waits on a panicking load gets
+        // `Panicked`, and nobody hangs.
+        let _leader_panicked = leader.join().unwrap();
+        match waiter.join().unwrap() {
+            Ok(v) => assert_eq!(v, 2),
+            Err(e) => assert_eq!(e, LoadError::Panicked),
+        }
+        // Nothing stays locked: the key loads again.
+        let again = cache.tenant("a").get_with(1, || 3);
+        assert!(again == 2 || again == 3);
+    });
+}
+
+#[test]
+fn an_insert_during_a_load_wins() {
+    loom::model(|| {
+        let cache = cache();
+        let t = cache.tenant("a");
+        let loader = thread::spawn(move || t.get_with(1, || 1));
+        let t = cache.tenant("a");
+        let writer = thread::spawn(move || t.insert(1, 2));
+        let loaded = loader.join().unwrap();
+        writer.join().unwrap();
+        assert!(loaded == 1 || loaded == 2);
+        // However the two interleave, the insert is the newest state.
+        assert_eq!(cache.tenant("a").get(&1), Some(2));
+        cache.validate();
+    });
+}
+
+#[test]
+fn an_invalidate_after_a_load_started_keeps_its_result_out() {
+    loom::model(|| {
+        let cache = cache();
+        let started = Arc::new(AtomicBool::new(false));
+        let t = cache.tenant("a");
+        let s = started.clone();
+        let loader = thread::spawn(move || {
+            t.get_with(1, || {
+                s.store(true, SeqCst);
+                1
+            })
+        });
+        let t = cache.tenant("a");
+        let s = started.clone();
+        let invalidator = thread::spawn(move || {
+            let load_had_started = s.load(SeqCst);
+            t.invalidate(&1);
+            load_had_started
+        });
+        assert_eq!(loader.join().unwrap(), 1);
+        let load_had_started = invalidator.join().unwrap();
+        if load_had_started {
+            assert_eq!(
+                cache.tenant("a").get(&1),
+                None,
+                "a superseded load was installed"
+            );
+        }
+        cache.validate();
+    });
+}
+
+#[test]
+fn invalidate_all_against_a_load_and_an_insert() {
+    loom::model(|| {
+        let cache = cache();
+        let started = Arc::new(AtomicBool::new(false));
+        let t = cache.tenant("a");
+        let s = started.clone();
+        let loader = thread::spawn(move || {
+            t.get_with(1, || {
+                s.store(true, SeqCst);
+                1
+            });
+        });
+        let t = cache.tenant("a");
+        let s = started.clone();
+        let invalidator = thread::spawn(move || {
+            let load_had_started = s.load(SeqCst);
+            t.invalidate_all();
+            load_had_started
+        });
+        loader.join().unwrap();
+        let load_had_started = invalidator.join().unwrap();
+        let t = cache.tenant("a");
+        if load_had_started {
+            assert_eq!(t.get(&1), None, "a pre-invalidation load came back");
+        }
+        assert_eq!(t.entry_count(), u64::from(t.contains(&1)));
+        cache.validate();
+    });
+}
+
+#[test]
+fn tenant_invalidate_all_against_a_concurrent_insert_stays_consistent() {
+    loom::model(|| {
+        let cache = cache();
+        let t = cache.tenant("a");
+        let other = cache.tenant("b");
+        other.insert(1, 9);
+        let writer = thread::spawn(move || t.insert(1, 1));
+        let t = cache.tenant("a");
+        let invalidator = thread::spawn(move || t.invalidate_all());
+        writer.join().unwrap();
+        invalidator.join().unwrap();
+        let t = cache.tenant("a");
+        assert_eq!(t.entry_count(), u64::from(t.get(&1) == Some(1)));
+        assert_eq!(other.get(&1), Some(9), "another tenant was touched");
+        cache.reclaim_invalidated();
+        assert_eq!(cache.entry_count(), 1 + t.entry_count());
+        cache.validate();
+    });
+}
