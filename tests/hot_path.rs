@@ -1,0 +1,90 @@
+//! The hit path's promises: no allocation, one hash of the key.
+//!
+//! A separate test binary, because it installs a counting global allocator.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use tenant_cache::Cache;
+
+struct Counting;
+
+thread_local!(static ALLOCS: Cell<usize> = const { Cell::new(0) });
+
+// SAFETY: forwards every call to the system allocator unchanged; only
+// counts, in a thread-local that allocates nothing itself.
+#[allow(unsafe_code)]
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let _ = ALLOCS.try_with(|a| a.set(a.get() + 1));
+        System.alloc(layout)
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        System.dealloc(ptr, layout)
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn allocations() -> usize {
+    ALLOCS.with(|a| a.get())
+}
+
+#[test]
+fn a_hit_allocates_nothing() {
+    let cache: Cache<String, std::sync::Arc<str>> = Cache::new(1_000);
+    let t = cache.tenant("acme");
+    for i in 0..100 {
+        t.insert(format!("key{i}"), format!("value{i}").into());
+    }
+    let keys: Vec<String> = (0..100).map(|i| format!("key{i}")).collect();
+    // Warm up per-thread state (reader slot, stats stripe).
+    for k in &keys {
+        assert!(t.get(k.as_str()).is_some());
+    }
+    let before = allocations();
+    for _ in 0..10 {
+        for k in &keys {
+            assert!(t.get(k.as_str()).is_some());
+            assert!(t.contains(k.as_str()));
+        }
+    }
+    assert_eq!(allocations() - before, 0, "hits allocated");
+    let key = keys[3].clone();
+    let before = allocations();
+    let v = t.try_get_with(key, |_| Err::<std::sync::Arc<str>, ()>(()));
+    assert!(v.is_ok());
+    assert_eq!(allocations() - before, 0, "a hit through try_get_with allocated");
+}
+
+static HASHES: AtomicUsize = AtomicUsize::new(0);
+
+#[derive(PartialEq, Eq, Clone, Copy)]
+struct CountedKey(u64);
+
+impl Hash for CountedKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        HASHES.fetch_add(1, Ordering::SeqCst);
+        self.0.hash(state);
+    }
+}
+
+#[test]
+fn a_lookup_hashes_the_key_once() {
+    let cache: Cache<CountedKey, u64> = Cache::new(100);
+    let t = cache.tenant("a");
+    t.insert(CountedKey(1), 1);
+    let before = HASHES.load(Ordering::SeqCst);
+    assert_eq!(t.get(&CountedKey(1)), Some(1));
+    assert_eq!(HASHES.load(Ordering::SeqCst) - before, 1, "a hit hashed more than once");
+    let before = HASHES.load(Ordering::SeqCst);
+    assert_eq!(t.get(&CountedKey(2)), None);
+    assert_eq!(HASHES.load(Ordering::SeqCst) - before, 1, "a miss hashed more than once");
+    let before = HASHES.load(Ordering::SeqCst);
+    t.insert(CountedKey(3), 3);
+    assert_eq!(HASHES.load(Ordering::SeqCst) - before, 1, "an insert hashed more than once");
+}
