@@ -95,6 +95,7 @@ impl<K, V> ShardData<K, V> {
         }
     }
 
+    #[cfg(any(test, fuzzing, loom, debug_assertions))]
     pub(crate) fn len(&self) -> usize {
         self.slab.live()
     }

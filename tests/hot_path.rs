@@ -58,7 +58,11 @@ fn a_hit_allocates_nothing() {
     let before = allocations();
     let v = t.try_get_with(key, |_| Err::<std::sync::Arc<str>, ()>(()));
     assert!(v.is_ok());
-    assert_eq!(allocations() - before, 0, "a hit through try_get_with allocated");
+    assert_eq!(
+        allocations() - before,
+        0,
+        "a hit through try_get_with allocated"
+    );
 }
 
 static HASHES: AtomicUsize = AtomicUsize::new(0);
@@ -80,11 +84,23 @@ fn a_lookup_hashes_the_key_once() {
     t.insert(CountedKey(1), 1);
     let before = HASHES.load(Ordering::SeqCst);
     assert_eq!(t.get(&CountedKey(1)), Some(1));
-    assert_eq!(HASHES.load(Ordering::SeqCst) - before, 1, "a hit hashed more than once");
+    assert_eq!(
+        HASHES.load(Ordering::SeqCst) - before,
+        1,
+        "a hit hashed more than once"
+    );
     let before = HASHES.load(Ordering::SeqCst);
     assert_eq!(t.get(&CountedKey(2)), None);
-    assert_eq!(HASHES.load(Ordering::SeqCst) - before, 1, "a miss hashed more than once");
+    assert_eq!(
+        HASHES.load(Ordering::SeqCst) - before,
+        1,
+        "a miss hashed more than once"
+    );
     let before = HASHES.load(Ordering::SeqCst);
     t.insert(CountedKey(3), 3);
-    assert_eq!(HASHES.load(Ordering::SeqCst) - before, 1, "an insert hashed more than once");
+    assert_eq!(
+        HASHES.load(Ordering::SeqCst) - before,
+        1,
+        "an insert hashed more than once"
+    );
 }
