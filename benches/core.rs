@@ -1,1 +1,122 @@
-fn main() {}
+//! Baseline micro-benchmarks of tenant-cache alone (criterion):
+//! hits, get-or-insert on Zipf keys, `tenant()` lookups, a hit through
+//! `try_get_with` next to a plain `get`, and a 64-thread miss storm.
+//!
+//! Run: `cargo bench --bench core`
+
+mod common;
+
+use std::hint::black_box;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Barrier};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::Zipf;
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use tenant_cache::Cache;
+
+fn hits(c: &mut Criterion) {
+    let cache: Cache<u64, u64> = Cache::new(200_000);
+    let t = cache.tenant("bench");
+    for k in 0..100_000 {
+        t.insert(k, k);
+    }
+    let keys = Zipf::new(100_000, 1.0).keys(1 << 16, 1);
+    let mut g = c.benchmark_group("hit");
+    g.throughput(Throughput::Elements(keys.len() as u64));
+    g.bench_function("get", |b| {
+        b.iter(|| {
+            for k in &keys {
+                black_box(t.get(k));
+            }
+        })
+    });
+    g.bench_function("try_get_with", |b| {
+        b.iter(|| {
+            for k in &keys {
+                black_box(t.try_get_with(*k, |_| Err::<u64, ()>(())).ok());
+            }
+        })
+    });
+    g.finish();
+}
+
+fn get_or_insert(c: &mut Criterion) {
+    // A long stream walked in chunks, so the cache keeps seeing new keys
+    // instead of one chunk it has long since learned.
+    const CHUNK: usize = 1 << 14;
+    let keys = Zipf::new(1_000_000, 1.0).keys(1 << 22, 2);
+    let cache: Cache<u64, u64> = Cache::new(100_000);
+    let t = cache.tenant("bench");
+    let mut at = 0;
+    let mut g = c.benchmark_group("zipf_1m_keys_cap_100k");
+    g.throughput(Throughput::Elements(CHUNK as u64));
+    g.bench_function("get_then_insert_on_miss", |b| {
+        b.iter(|| {
+            for k in &keys[at..at + CHUNK] {
+                if t.get(k).is_none() {
+                    t.insert(*k, *k);
+                }
+            }
+            at = (at + CHUNK) % keys.len();
+        })
+    });
+    g.finish();
+}
+
+fn tenant_lookup(c: &mut Criterion) {
+    let cache: Cache<u64, u64> = Cache::new(1_000);
+    let names: Vec<String> = (0..1_000).map(|i| format!("tenant-{i}")).collect();
+    let held: Vec<_> = names.iter().map(|n| cache.tenant(n)).collect();
+    let mut g = c.benchmark_group("tenant");
+    g.throughput(Throughput::Elements(names.len() as u64));
+    g.bench_function("lookup_existing", |b| {
+        b.iter(|| {
+            for n in &names {
+                black_box(cache.tenant(n.as_str()));
+            }
+        })
+    });
+    g.finish();
+    drop(held);
+}
+
+fn miss_storm(c: &mut Criterion) {
+    const THREADS: usize = 64;
+    let mut g = c.benchmark_group("miss_storm_64_threads_10ms_loader");
+    g.sample_size(10);
+    g.bench_function("get_with", |b| {
+        b.iter_batched(
+            || Cache::<u64, u64>::new(100),
+            |cache| {
+                let calls = Arc::new(AtomicU32::new(0));
+                let gate = Arc::new(Barrier::new(THREADS));
+                let threads: Vec<_> = (0..THREADS)
+                    .map(|_| {
+                        let t = cache.tenant("bench");
+                        let (calls, gate) = (calls.clone(), gate.clone());
+                        thread::spawn(move || {
+                            gate.wait();
+                            let start = Instant::now();
+                            t.get_with(1, || {
+                                calls.fetch_add(1, Ordering::Relaxed);
+                                thread::sleep(Duration::from_millis(10));
+                                1
+                            });
+                            start.elapsed()
+                        })
+                    })
+                    .collect();
+                let slowest = threads.into_iter().map(|t| t.join().unwrap()).max();
+                assert_eq!(calls.load(Ordering::Relaxed), 1, "one load per storm");
+                slowest
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    g.finish();
+}
+
+criterion_group!(benches, hits, get_or_insert, tenant_lookup, miss_storm);
+criterion_main!(benches);

@@ -186,6 +186,37 @@ impl<K: Hash + Eq, V> Inner<K, V> {
         Q: Hash + Eq + ?Sized,
         V: Clone,
     {
+        let value = self.find_live(state, key);
+        if value.is_some() {
+            state.hit();
+        } else {
+            state.miss();
+        }
+        value
+    }
+
+    /// A hit, counted as one; a miss is left for the caller to count.
+    #[inline]
+    pub(crate) fn get_hit<Q>(&self, state: &TenantState, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+        V: Clone,
+    {
+        let value = self.find_live(state, key);
+        if value.is_some() {
+            state.hit();
+        }
+        value
+    }
+
+    #[inline]
+    fn find_live<Q>(&self, state: &TenantState, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+        V: Clone,
+    {
         let tid = state.tid();
         let hash = self.hash(tid, key);
         let value = self
@@ -195,13 +226,7 @@ impl<K: Hash + Eq, V> Inner<K, V> {
         // A generation id is recycled only after every entry of it is gone,
         // so an entry found under `tid` is this tenant's as long as `tid` is
         // still the tenant's generation after the lookup.
-        let value = value.filter(|_| state.tid() == tid);
-        if value.is_some() {
-            state.hit();
-        } else {
-            state.miss();
-        }
-        value
+        value.filter(|_| state.tid() == tid)
     }
 
     pub(crate) fn contains<Q>(&self, state: &TenantState, key: &Q) -> bool

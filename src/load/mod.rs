@@ -51,6 +51,9 @@ type Fallback<'f, V, E> = Box<dyn FnOnce(&LoadError<E>) -> Option<V> + 'f>;
 
 /// How one call loads.
 pub(crate) struct Policy<'f, V, E> {
+    /// Counted from the first moment the call needs a deadline (a miss),
+    /// so hits never read the clock for it.
+    timeout: Option<Duration>,
     deadline: Option<Instant>,
     retry: Retry,
     stale_if_error: Option<Duration>,
@@ -63,15 +66,27 @@ pub(crate) struct Policy<'f, V, E> {
 }
 
 impl<V, E> Policy<'_, V, E> {
-    fn defaults(d: &LoadDefaults, time: &Time) -> Self {
+    fn defaults(d: &LoadDefaults) -> Self {
         Policy {
-            deadline: d.timeout.and_then(|t| time.now().checked_add(t)),
+            timeout: d.timeout,
+            deadline: None,
             retry: d.retry,
             stale_if_error: d.stale_if_error,
             fallback: None,
             force: false,
             rerun_on_panic: false,
         }
+    }
+
+    /// The call's deadline, fixing a timeout to an instant on first use.
+    fn deadline(&mut self, time: &Time) -> Option<Instant> {
+        if let Some(timeout) = self.timeout.take() {
+            // A timeout too large for `Instant` means no deadline.
+            if let Some(at) = time.now().checked_add(timeout) {
+                self.deadline = Some(self.deadline.map_or(at, |d| d.min(at)));
+            }
+        }
+        self.deadline
     }
 }
 
@@ -121,8 +136,12 @@ where
     /// assert_eq!(t.get_with(1, || unreachable!()), "one");
     /// ```
     pub fn get_with(&self, key: K, init: impl FnOnce() -> V) -> V {
+        if let Some(v) = self.plain_hit(&key) {
+            return v;
+        }
         let mut init = Some(init);
         let policy = Policy {
+            timeout: None,
             deadline: None,
             retry: Retry::NONE,
             stale_if_error: None,
@@ -166,8 +185,10 @@ where
         E: Send + Sync + 'static,
         F: FnMut(&LoadCtx<'_, K>) -> Result<V, E>,
     {
-        let policy = Policy::defaults(&self.inner.load, &self.inner.time);
-        self.run(key, policy, loader)
+        if let Some(v) = self.plain_hit(&key) {
+            return Ok(v);
+        }
+        self.run(key, Policy::defaults(&self.inner.load), loader)
     }
 
     /// A load of `key` with its own deadline, retry and fallback; finish
@@ -200,9 +221,19 @@ where
         E: Send + Sync + 'static,
         F: FnMut(&LoadCtx<'_, K>) -> Result<V, E>,
     {
-        let mut policy = Policy::defaults(&self.inner.load, &self.inner.time);
+        let mut policy = Policy::defaults(&self.inner.load);
         policy.force = true;
         self.run(key, policy, loader)
+    }
+
+    /// A hit by the same path as `get`, unless entries may need a refresh
+    /// (then `run` looks at their age). Misses are left to `run`.
+    #[inline]
+    pub(crate) fn plain_hit(&self, key: &K) -> Option<V> {
+        if self.inner.load.refresh_after.is_some() {
+            return None;
+        }
+        self.inner.get_hit(&self.state, key)
     }
 
     fn refresh_due(&self, written_at: u64, now: u64) -> bool {
@@ -213,6 +244,7 @@ where
     }
 
     /// Single flight: find the value, join the key's load, or lead one.
+    #[inline(never)]
     pub(crate) fn run<E, F>(
         &self,
         key: K,
@@ -231,13 +263,22 @@ where
             let hash = inner.hash(tid, &key);
             let h32 = hash as u32;
             let shard = inner.shard(hash);
-            let now = inner.time.now_stamp();
             // The value being refreshed, served to everyone but the leader.
             let mut current = None;
             if !policy.force {
                 let g = shard.read();
-                if let Some((v, written)) = g.get_timed(h32, tid, &key, now) {
-                    if !self.refresh_due(written, now) || g.flight(h32, tid, &key).is_some() {
+                let found = if inner.load.refresh_after.is_some() {
+                    let now = inner.time.now_stamp();
+                    g.get_timed(h32, tid, &key, now)
+                        .map(|(v, written)| (v, self.refresh_due(written, now)))
+                } else {
+                    // The common case: the clock is read only for entries
+                    // that can expire, as in `get`.
+                    g.get(h32, tid, &key, || inner.time.now_stamp())
+                        .map(|v| (v, false))
+                };
+                if let Some((v, due)) = found {
+                    if !due || g.flight(h32, tid, &key).is_some() {
                         drop(g);
                         if state.tid() != tid {
                             continue;
@@ -248,6 +289,7 @@ where
                     current = Some(v);
                 }
             }
+            let now = inner.time.now_stamp();
             let mut g = shard.write();
             if !policy.force && current.is_none() {
                 if let Some((v, written)) = g.get_timed(h32, tid, &key, now) {
@@ -275,7 +317,7 @@ where
                     missed = true;
                 }
                 state.record(Event::Coalesced, 1);
-                match flight.wait(policy.deadline, &inner.time) {
+                match flight.wait(policy.deadline(&inner.time), &inner.time) {
                     None => return self.recover(&key, LoadError::Timeout, &mut policy),
                     Some(Outcome::Value(v)) => return Ok(v),
                     Some(Outcome::Failed(e)) => match e.downcast::<E>() {
@@ -318,6 +360,7 @@ where
         F: FnMut(&LoadCtx<'_, K>) -> Result<V, E>,
     {
         let inner = &*self.inner;
+        let deadline = policy.deadline(&inner.time);
         let _guard = LeaderGuard {
             tenant: self,
             flight,
@@ -328,7 +371,7 @@ where
             let ctx = LoadCtx {
                 key: &key,
                 tenant: &self.state.id,
-                deadline: policy.deadline,
+                deadline,
                 attempt,
                 time: &inner.time,
             };
@@ -341,7 +384,7 @@ where
                 Err(e) if attempt >= policy.retry.max_attempts() => break Err(e),
                 Err(e) => {
                     let pause = policy.retry.delay(attempt + 1);
-                    match policy.deadline {
+                    match deadline {
                         None => std::thread::sleep(pause),
                         Some(deadline) => {
                             let now = inner.time.now();

@@ -82,13 +82,11 @@ where
         F: FnMut(&LoadCtx<'_, K>) -> Result<V, E>,
     {
         let inner = &*self.tenant.inner;
-        let mut policy = Policy::defaults(&inner.load, &inner.time);
+        let mut policy = Policy::defaults(&inner.load);
+        // Settings given here replace the builder's.
         if self.timeout.is_some() || self.deadline.is_some() {
-            let by_timeout = self.timeout.and_then(|t| inner.time.now().checked_add(t));
-            policy.deadline = match (by_timeout, self.deadline) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
+            policy.timeout = self.timeout;
+            policy.deadline = self.deadline;
         }
         if let Some(r) = self.retry {
             policy.retry = r;
@@ -97,6 +95,9 @@ where
             policy.stale_if_error = s;
         }
         policy.fallback = self.fallback;
+        if let Some(v) = self.tenant.plain_hit(&self.key) {
+            return Ok(v);
+        }
         self.tenant.run(self.key, policy, loader)
     }
 }
