@@ -318,15 +318,21 @@ impl<K: Hash + Eq, V> Inner<K, V> {
         let hash = self.hash(tid, &key);
         {
             let mut g = self.shard(hash).write();
-            match from {
-                Store::Insert => {
-                    if let Some(mut old) = g.remove(hash as u32, tid, &key) {
-                        old.why = Why::Replaced;
-                        self.account(&old);
-                        out.push(old);
-                    }
+            let superseded = match from {
+                Store::Insert => false,
+                Store::Load(flight) => {
+                    g.remove_flight(flight);
+                    flight.is_superseded()
                 }
-                Store::Load(flight) => g.remove_flight(flight),
+            };
+            // The refused value is newer than the one stored, unless
+            // something newer still happened during the load.
+            if !superseded {
+                if let Some(mut old) = g.remove(hash as u32, tid, &key) {
+                    old.why = Why::Replaced;
+                    self.account(&old);
+                    out.push(old);
+                }
             }
         }
         let Some(generation) = state.generation() else {

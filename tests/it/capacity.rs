@@ -156,3 +156,19 @@ fn replacing_a_value_updates_its_weight() {
     assert_eq!(t.entry_count(), 1);
     cache.validate();
 }
+
+/// Found by the `ops` fuzz target: a refresh whose new value was too heavy
+/// to admit left the old value readable.
+#[test]
+fn a_loaded_value_too_heavy_to_admit_does_not_leave_the_old_one_behind() {
+    let cache: Cache<u32, u32> = Cache::builder()
+        .max_capacity(2)
+        .weigher(|_k: &u32, v: &u32| *v)
+        .build();
+    let t = cache.tenant("a");
+    t.insert(1, 1);
+    assert_eq!(t.refresh(1, |_| Ok::<_, ()>(3)), Ok(3));
+    assert_eq!(t.get(&1), None, "the value the refresh replaced is still served");
+    t.insert(2, 2);
+    assert_eq!(t.try_get_with(2, |_| Ok::<_, ()>(9)), Ok(2));
+}

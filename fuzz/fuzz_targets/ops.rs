@@ -1,0 +1,224 @@
+//! Random operation sequences over a few tenants and keys, checked after
+//! every step against a plain model of what each tenant may see.
+#![no_main]
+
+use std::collections::HashMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::Duration;
+
+use arbitrary::Arbitrary;
+use libfuzzer_sys::fuzz_target;
+use tenant_cache::{Cache, LoadError, ManualClock};
+
+#[derive(Arbitrary, Debug, Clone, Copy)]
+enum Loader {
+    Succeeds,
+    Fails,
+    Panics,
+}
+
+#[derive(Arbitrary, Debug)]
+enum Op {
+    Insert { tenant: u8, key: u8 },
+    InsertWithTtl { tenant: u8, key: u8, ttl_ms: u16 },
+    Get { tenant: u8, key: u8 },
+    Contains { tenant: u8, key: u8 },
+    Invalidate { tenant: u8, key: u8 },
+    InvalidateTenant { tenant: u8 },
+    InvalidateCache,
+    GetWith { tenant: u8, key: u8, panics: bool },
+    TryGetWith { tenant: u8, key: u8, loader: Loader },
+    Load { tenant: u8, key: u8, loader: Loader, fallback: bool },
+    Refresh { tenant: u8, key: u8, loader: Loader },
+    Advance { ms: u16 },
+    Reclaim,
+}
+
+#[derive(Arbitrary, Debug)]
+struct Input {
+    tenants: u8,
+    max_capacity: u8,
+    tenant_capacity: u8,
+    two_shards: bool,
+    weighted: bool,
+    ttl_ms: Option<u16>,
+    ops: Vec<Op>,
+}
+
+/// What the model allows a tenant to see for a key: one value, and when
+/// it expires (ms on the manual clock).
+type Model = HashMap<(u8, u8), (u32, Option<u64>)>;
+
+fuzz_target!(
+    init: {
+        // libFuzzer's hook aborts on every panic, even those the target
+        // provokes and catches; only unexpected panics should count.
+        std::panic::set_hook(Box::new(|info| {
+            let msg = info.to_string();
+            if !msg.contains("on purpose") {
+                eprintln!("{msg}");
+                std::process::abort();
+            }
+        }));
+    },
+    |input: Input| {
+    let tenants = input.tenants % 3 + 2;
+    let max_capacity = u64::from(input.max_capacity % 16);
+    let tenant_capacity = u64::from(input.tenant_capacity % 16);
+    let clock = ManualClock::new();
+    let mut builder = Cache::<u8, u32>::builder()
+        .max_capacity(max_capacity)
+        .tenant_capacity(tenant_capacity)
+        .shards(if input.two_shards { 2 } else { 1 })
+        .clock(clock.clone());
+    if input.weighted {
+        builder = builder.weigher(|_k: &u8, v: &u32| v % 3 + 1);
+    }
+    let cache_ttl = input.ttl_ms.map(|ms| u64::from(ms % 1_000));
+    if let Some(ms) = cache_ttl {
+        builder = builder.time_to_live(Duration::from_millis(ms));
+    }
+    let cache = builder.build();
+    let handles: Vec<_> = (0..tenants).map(|t| cache.tenant(u64::from(t))).collect();
+    let mut model: Model = HashMap::new();
+    let mut now_ms = 0u64;
+    let mut next_value = 0u32;
+    let mut lookups = 0u64;
+
+    let expiry = |ttl: Option<u64>, now: u64| ttl.map(|ms| now + ms);
+    let live = |model: &Model, t: u8, k: u8, now: u64| {
+        model
+            .get(&(t, k))
+            .filter(|(_, exp)| exp.is_none_or(|e| e > now))
+            .map(|(v, _)| *v)
+    };
+
+    for op in input.ops.into_iter().take(200) {
+        next_value += 1;
+        let fresh = next_value;
+        match op {
+            Op::Insert { tenant, key } | Op::InsertWithTtl { tenant, key, .. } => {
+                let t = tenant % tenants;
+                let ttl = match op {
+                    Op::InsertWithTtl { ttl_ms, .. } => Some(u64::from(ttl_ms % 1_000)),
+                    _ => cache_ttl,
+                };
+                match ttl {
+                    Some(ms) if matches!(op, Op::InsertWithTtl { .. }) => {
+                        handles[t as usize].insert_with_ttl(key, fresh, Duration::from_millis(ms))
+                    }
+                    _ => handles[t as usize].insert(key, fresh),
+                }
+                model.insert((t, key), (fresh, expiry(ttl, now_ms)));
+            }
+            Op::Get { tenant, key } => {
+                let t = tenant % tenants;
+                lookups += 1;
+                let got = handles[t as usize].get(&key);
+                check(&got, live(&model, t, key, now_ms), "get");
+            }
+            Op::Contains { tenant, key } => {
+                let t = tenant % tenants;
+                if handles[t as usize].contains(&key) {
+                    assert!(live(&model, t, key, now_ms).is_some(), "contains: not in model");
+                }
+            }
+            Op::Invalidate { tenant, key } => {
+                let t = tenant % tenants;
+                let removed = handles[t as usize].invalidate(&key);
+                let had = model.remove(&(t, key)).is_some();
+                assert!(!removed || had, "invalidate removed what the model lacks");
+            }
+            Op::InvalidateTenant { tenant } => {
+                let t = tenant % tenants;
+                handles[t as usize].invalidate_all();
+                model.retain(|(mt, _), _| *mt != t);
+            }
+            Op::InvalidateCache => {
+                cache.invalidate_all();
+                model.clear();
+            }
+            Op::GetWith { tenant, key, panics } => {
+                let t = tenant % tenants;
+                lookups += 1;
+                let allowed = live(&model, t, key, now_ms);
+                let h = &handles[t as usize];
+                let got = catch_unwind(AssertUnwindSafe(|| {
+                    h.get_with(key, || {
+                        assert!(!panics, "init panics on purpose");
+                        fresh
+                    })
+                }));
+                match got {
+                    Ok(v) if v == fresh => {
+                        model.insert((t, key), (fresh, expiry(cache_ttl, now_ms)));
+                    }
+                    Ok(v) => assert_eq!(Some(v), allowed, "get_with returned a stranger"),
+                    Err(_) => assert!(panics, "get_with panicked unasked"),
+                }
+            }
+            Op::TryGetWith { tenant, key, loader }
+            | Op::Load { tenant, key, loader, .. }
+            | Op::Refresh { tenant, key, loader } => {
+                let t = tenant % tenants;
+                lookups += 1;
+                let allowed = live(&model, t, key, now_ms);
+                let h = &handles[t as usize];
+                let load = |_: &tenant_cache::LoadCtx<'_, u8>| match loader {
+                    Loader::Succeeds => Ok(fresh),
+                    Loader::Fails => Err("fails"),
+                    Loader::Panics => panic!("loader panics on purpose"),
+                };
+                let fallback_value = u32::MAX;
+                let got = catch_unwind(AssertUnwindSafe(|| match op {
+                    Op::TryGetWith { .. } => h.try_get_with(key, load),
+                    Op::Load { fallback, .. } => {
+                        let mut req = h.load(key).timeout(Duration::from_secs(1));
+                        if fallback {
+                            req = req.fallback(move |_| Some(fallback_value));
+                        }
+                        req.run(load)
+                    }
+                    _ => h.refresh(key, load),
+                }));
+                let refresh = matches!(op, Op::Refresh { .. });
+                match got {
+                    Ok(Ok(v)) if v == fresh => {
+                        model.insert((t, key), (fresh, expiry(cache_ttl, now_ms)));
+                    }
+                    Ok(Ok(v)) if v == fallback_value => {
+                        assert!(!matches!(loader, Loader::Succeeds));
+                    }
+                    Ok(Ok(v)) => {
+                        assert!(!refresh || !matches!(loader, Loader::Succeeds));
+                        assert_eq!(Some(v), allowed, "a load returned a stranger")
+                    }
+                    Ok(Err(e)) => {
+                        assert!(matches!(e, LoadError::Failed(_)), "unexpected {e:?}");
+                        assert!(matches!(loader, Loader::Fails));
+                    }
+                    Err(_) => assert!(matches!(loader, Loader::Panics)),
+                }
+            }
+            Op::Advance { ms } => {
+                let ms = u64::from(ms % 2_000);
+                clock.advance(Duration::from_millis(ms));
+                now_ms += ms;
+            }
+            Op::Reclaim => cache.reclaim_invalidated(),
+        }
+        cache.validate();
+        assert!(cache.weighted_size() <= max_capacity, "over max_capacity");
+        for h in &handles {
+            assert!(h.weighted_size() <= tenant_capacity, "over tenant_capacity");
+        }
+        let s = cache.stats();
+        assert_eq!(s.hits + s.misses, lookups, "hits + misses != lookups");
+    }
+});
+
+fn check(got: &Option<u32>, allowed: Option<u32>, what: &str) {
+    if let Some(v) = got {
+        assert_eq!(Some(*v), allowed, "{what} returned a value the model does not hold");
+    }
+}
