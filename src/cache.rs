@@ -328,7 +328,7 @@ impl<K: Hash + Eq, V> Inner<K, V> {
             // The refused value is newer than the one stored, unless
             // something newer still happened during the load.
             if !superseded {
-                if let Some(mut old) = g.remove(hash as u32, tid, &key) {
+                if let Ok(Some(mut old)) = g.remove(state, hash as u32, tid, &key) {
                     old.why = Why::Replaced;
                     self.account(&old);
                     out.push(old);
@@ -406,15 +406,16 @@ impl<K: Hash + Eq, V> Inner<K, V> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let tid = state.tid();
-        let hash = self.hash(tid, key);
         let now = self.time.now_stamp();
         let mut out = Vec::new();
-        let removed = {
+        let removed = loop {
+            let tid = state.tid();
+            let hash = self.hash(tid, key);
             let mut g = self.shard(hash).write();
-            let removed = g.remove(hash as u32, tid, key);
-            self.reclaim(&mut g, now, &mut out);
-            removed
+            if let Ok(removed) = g.remove(state, hash as u32, tid, key) {
+                self.reclaim(&mut g, now, &mut out);
+                break removed;
+            }
         };
         let found = removed.is_some();
         if let Some(r) = removed {

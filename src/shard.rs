@@ -214,6 +214,7 @@ impl<K, V> ShardData<K, V> {
             .find_entry(table_hash(flight.hash as u32), |f| Arc::ptr_eq(f, flight))
         {
             e.remove();
+            flight.generation.unlink();
         }
     }
 
@@ -233,7 +234,8 @@ impl<K, V> ShardData<K, V> {
     /// one, creating it if needed.
     fn live_queue(&mut self, tenant: &TenantState, tid: u32) -> Option<usize> {
         if let Some(pos) = self.queues.find(tid) {
-            return (!self.queues.list[pos].generation.is_dead()).then_some(pos);
+            let g = &self.queues.list[pos].generation;
+            return (owned_by(g, tenant) && !g.is_dead()).then_some(pos);
         }
         let generation = tenant.generation()?;
         (generation.tid == tid && !generation.is_dead()).then(|| self.queues.add(generation))
@@ -328,16 +330,33 @@ impl<K, V> ShardData<K, V> {
         Upsert::Inserted(generation)
     }
 
-    /// Removes the key's entry, leaving a tombstone in its queue.
-    pub(crate) fn remove<Q>(&mut self, hash: u32, tid: u32, key: &Q) -> Option<Removed<K, V>>
+    /// Removes the key's entry, leaving a tombstone in its queue. `Err`
+    /// if `tid` no longer belongs to `tenant` (read before a concurrent
+    /// `invalidate_all`): the caller retries with the current one.
+    pub(crate) fn remove<Q>(
+        &mut self,
+        tenant: &TenantState,
+        hash: u32,
+        tid: u32,
+        key: &Q,
+    ) -> Result<Option<Removed<K, V>>, Stale>
     where
         K: Borrow<Q>,
         Q: Eq + ?Sized,
     {
         let idx = self.find(hash, tid, key);
+        let pos = self.queues.find(tid);
+        let owner = match pos {
+            Some(pos) => Some(&self.queues.list[pos].generation),
+            None => self.flight(hash, tid, key).map(|f| &f.generation),
+        };
+        if owner.is_some_and(|g| !owned_by(g, tenant)) {
+            return Err(Stale);
+        }
         self.supersede_flight(hash, tid, key);
-        let idx = idx?;
-        let pos = self.queues.find(tid)?;
+        let (Some(idx), Some(pos)) = (idx, pos) else {
+            return Ok(None);
+        };
         let weight = self.slab.weight(idx);
         self.unindex(idx);
         let entry = self.slab.tombstone(idx);
@@ -348,14 +367,14 @@ impl<K, V> ShardData<K, V> {
         self.weight -= weight;
         self.tombstones += 1;
         self.maybe_compact();
-        Some(Removed {
+        Ok(Some(Removed {
             generation,
             key: entry.key,
             value: entry.value,
             weight,
             why: Why::Invalidated,
             counted: true,
-        })
+        }))
     }
 
     fn unindex(&mut self, idx: u32) {
@@ -551,6 +570,15 @@ impl<K, V> ShardData<K, V> {
 #[cfg(any(test, fuzzing, loom, debug_assertions))]
 fn list_head(list: &policy::List) -> u32 {
     list.head()
+}
+
+/// A generation id read some time ago now belongs to another tenant.
+pub(crate) struct Stale;
+
+/// Whether `generation` is one of `tenant`'s (ids are recycled between
+/// tenants once a generation is dead and empty).
+fn owned_by(generation: &Generation, tenant: &TenantState) -> bool {
+    std::ptr::eq(Arc::as_ptr(&generation.tenant), tenant)
 }
 
 /// Marks an entry used. Written only when the count changes, so entries

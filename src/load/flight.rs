@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::clock::Time;
+use crate::registry::Generation;
 use crate::sync::{current_thread, AtomicBool, Condvar, Mutex, Ordering, ThreadId};
 
 /// A load's error, type-erased so loads with different error types can
@@ -37,6 +38,10 @@ pub(crate) struct Flight<K, V> {
     /// The full hash of `(tid, key)`: it names the shard and the bucket.
     pub(crate) hash: u64,
     pub(crate) tid: u32,
+    /// The generation the load started in. The flight counts as one of its
+    /// nodes until it leaves the in-flight table, so its tid cannot be
+    /// recycled to another tenant while the load runs.
+    pub(crate) generation: Arc<Generation>,
     /// The thread running the loader: a request for the same key from it
     /// is a recursion, not a waiter.
     pub(crate) leader: ThreadId,
@@ -48,11 +53,14 @@ pub(crate) struct Flight<K, V> {
 }
 
 impl<K, V> Flight<K, V> {
-    pub(crate) fn new(key: K, hash: u64, tid: u32) -> Arc<Self> {
+    /// A flight for `generation`, which the caller has already counted a
+    /// node for (`Generation::try_link`).
+    pub(crate) fn new(key: K, hash: u64, generation: Arc<Generation>) -> Arc<Self> {
         Arc::new(Self {
             key,
             hash,
-            tid,
+            tid: generation.tid,
+            generation,
             leader: current_thread(),
             superseded: AtomicBool::new(false),
             outcome: Mutex::new(Outcome::Pending),

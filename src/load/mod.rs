@@ -291,6 +291,11 @@ where
             }
             let now = inner.time.now_stamp();
             let mut g = shard.write();
+            // Generation ids are recycled between tenants: what this lock
+            // guards is this tenant's only if `tid` still is its generation.
+            if state.tid() != tid {
+                continue;
+            }
             if !policy.force && current.is_none() {
                 if let Some((v, written)) = g.get_timed(h32, tid, &key, now) {
                     if !self.refresh_due(written, now) {
@@ -333,7 +338,12 @@ where
                     Some(Outcome::Pending) => unreachable!("wait returns finished outcomes"),
                 }
             }
-            let flight = Flight::new(key.clone(), hash, tid);
+            // The flight pins its generation (see `Flight::generation`).
+            let Some(generation) = state.generation().filter(|g| g.tid == tid && g.try_link())
+            else {
+                continue;
+            };
+            let flight = Flight::new(key.clone(), hash, generation);
             g.add_flight(flight.clone());
             drop(g);
             if current.is_some() {

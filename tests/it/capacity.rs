@@ -168,7 +168,11 @@ fn a_loaded_value_too_heavy_to_admit_does_not_leave_the_old_one_behind() {
     let t = cache.tenant("a");
     t.insert(1, 1);
     assert_eq!(t.refresh(1, |_| Ok::<_, ()>(3)), Ok(3));
-    assert_eq!(t.get(&1), None, "the value the refresh replaced is still served");
+    assert_eq!(
+        t.get(&1),
+        None,
+        "the value the refresh replaced is still served"
+    );
     t.insert(2, 2);
     assert_eq!(t.try_get_with(2, |_| Ok::<_, ()>(9)), Ok(2));
 }

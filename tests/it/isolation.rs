@@ -90,3 +90,41 @@ fn concurrent_tenants_writing_the_same_keys_never_read_each_others_values() {
     );
     cache.validate();
 }
+
+/// Found by the stress test: a generation id was recycled to a new tenant
+/// while a load under it was still in flight, so the new tenant joined the
+/// old tenant's load.
+#[test]
+fn a_load_in_flight_across_invalidate_all_is_never_shared_with_another_tenant() {
+    use std::sync::mpsc;
+    use std::time::Duration;
+    let cache: Cache<u32, String> = Cache::new(100);
+    let a = cache.tenant("a");
+    let (release, gate) = mpsc::channel::<()>();
+    let leader_a = a.clone();
+    let leader = thread::spawn(move || {
+        leader_a.get_with(1, move || {
+            gate.recv_timeout(Duration::from_secs(10)).unwrap();
+            "a's value".to_string()
+        })
+    });
+    let started = std::time::Instant::now();
+    while a.stats().loads == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "leader never started"
+        );
+        thread::yield_now();
+    }
+    a.invalidate_all();
+    let b = cache.tenant("b");
+    let got = b
+        .load(1)
+        .timeout(Duration::from_secs(2))
+        .run(|_| Ok::<_, ()>("b's value".to_string()));
+    assert_eq!(got.as_deref(), Ok("b's value"), "b joined a's load");
+    release.send(()).unwrap();
+    assert_eq!(leader.join().unwrap(), "a's value");
+    assert_eq!(a.get(&1), None, "a's pre-invalidation load came back");
+    assert_eq!(b.get(&1).as_deref(), Some("b's value"));
+}
