@@ -111,9 +111,12 @@ impl<K, V> Inner<K, V> {
         self.entry_count.load(Relaxed)
     }
 
+    /// The hash of `(generation, key)`: the key hashed once with the
+    /// cache's random seed, then the generation mixed in with one multiply
+    /// (so the same key under two tenants lands apart).
     #[inline]
     pub(crate) fn hash<Q: Hash + ?Sized>(&self, tid: u32, key: &Q) -> u64 {
-        self.hasher.hash_one((tid, key))
+        self.hasher.hash_one(key) ^ u64::from(tid).wrapping_mul(0x9E37_79B9_7F4A_7C15)
     }
 
     /// Shard from bits 32.. of the hash; the low 32 bits are the entry's
@@ -555,7 +558,7 @@ impl<K, V> Cache<K, V> {
     /// Counters summed over every tenant, with the cache's resident entries
     /// and weight.
     pub fn stats(&self) -> Stats {
-        let mut s = self.inner.registry.totals.snapshot();
+        let mut s = self.inner.registry.totals();
         s.entry_count = self.inner.entry_count();
         s.weighted_size = self.inner.weighted_size();
         s

@@ -171,16 +171,17 @@ impl TenantState {
         self.current.lock().clone()
     }
 
+    /// Hits and misses are counted per tenant only; the cache's totals add
+    /// them up when asked (see `Registry::lookups`), which keeps a hit to
+    /// one counter write.
     #[inline]
     pub(crate) fn hit(&self) {
         self.counters.hit();
-        self.totals.hit();
     }
 
     #[inline]
     pub(crate) fn miss(&self) {
         self.counters.miss();
-        self.totals.miss();
     }
 
     pub(crate) fn record(&self, event: Event, n: u64) {
@@ -334,6 +335,7 @@ impl Registry {
             slot.remove();
         }
         state.removed.store(true, Relaxed);
+        self.totals.absorb_lookups(&state.counters);
         *state.current.lock() = None;
         drop(table);
         if generation.kill() {
@@ -347,6 +349,20 @@ impl Registry {
             .read()
             .find(hash, |s| s.id.as_ref() == id)
             .cloned()
+    }
+
+    /// The cache's totals: events as counted, lookups summed over every
+    /// tenant (forgotten ones included).
+    pub(crate) fn totals(&self) -> Stats {
+        let mut totals = self.totals.snapshot();
+        for shard in self.shards.iter() {
+            for state in shard.read().iter() {
+                let s = state.counters.snapshot();
+                totals.hits += s.hits;
+                totals.misses += s.misses;
+            }
+        }
+        totals
     }
 
     pub(crate) fn all(&self) -> Vec<Arc<TenantState>> {

@@ -7,6 +7,7 @@
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::Mutex;
 use std::time::Duration;
 
 /// A snapshot of a cache's or a tenant's counters.
@@ -66,7 +67,7 @@ impl Stats {
     }
 }
 
-/// One cache line of lookup counters, written by the threads mapped to it.
+/// One cache line of lookup counters.
 #[repr(align(64))]
 #[derive(Default)]
 struct Stripe {
@@ -74,35 +75,86 @@ struct Stripe {
     misses: AtomicU64,
 }
 
-/// Most stripes a counter set gets: beyond this, threads share stripes
-/// rather than every tenant paying a cache line per core.
-const MAX_STRIPES: usize = 16;
-
-fn stripe_count() -> usize {
+/// Stripes owned by one thread each; a thread that finds none free shares
+/// the last stripe with the others in that situation.
+fn owned_stripes() -> usize {
     static COUNT: AtomicUsize = AtomicUsize::new(0);
     let n = COUNT.load(Relaxed);
     if n != 0 {
         return n;
     }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let n = cores.next_power_of_two().min(MAX_STRIPES);
+    let n = (2 * cores).next_power_of_two().clamp(4, 32);
     COUNT.store(n, Relaxed);
     n
 }
 
-/// This thread's stripe number, handed out round-robin on first use.
-fn thread_stripe() -> usize {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    thread_local!(static STRIPE: Cell<usize> = const { Cell::new(usize::MAX) });
-    STRIPE.with(|s| {
-        let v = s.get();
-        if v != usize::MAX {
-            return v;
+/// A thread's claim on one stripe index, given back when the thread exits.
+struct StripeClaim {
+    index: usize,
+}
+
+/// Free stripe indices, and the next never-used one.
+static FREE_STRIPES: Mutex<(Vec<usize>, usize)> = Mutex::new((Vec::new(), 0));
+
+impl StripeClaim {
+    fn take() -> Self {
+        let mut free = FREE_STRIPES.lock().unwrap_or_else(|e| e.into_inner());
+        let index = match free.0.pop() {
+            Some(i) => i,
+            None if free.1 < owned_stripes() => {
+                free.1 += 1;
+                free.1 - 1
+            }
+            None => SHARED,
+        };
+        StripeClaim { index }
+    }
+}
+
+impl Drop for StripeClaim {
+    fn drop(&mut self) {
+        if self.index != SHARED {
+            let mut free = FREE_STRIPES.lock().unwrap_or_else(|e| e.into_inner());
+            free.0.push(self.index);
         }
-        let v = NEXT.fetch_add(1, Relaxed);
-        s.set(v);
-        v
-    })
+    }
+}
+
+/// Marks the shared stripe.
+const SHARED: usize = usize::MAX;
+
+thread_local! {
+    /// Gives the index back at thread exit.
+    static CLAIM: StripeClaim = StripeClaim::take();
+    /// The same index, readable without the lazy-init check.
+    static STRIPE: Cell<usize> = const { Cell::new(UNCLAIMED) };
+}
+
+const UNCLAIMED: usize = usize::MAX - 1;
+
+/// This thread's stripe index, or `SHARED`.
+#[inline]
+fn thread_stripe() -> usize {
+    let index = STRIPE.with(Cell::get);
+    if index != UNCLAIMED {
+        return index;
+    }
+    let index = CLAIM.try_with(|c| c.index).unwrap_or(SHARED);
+    STRIPE.with(|s| s.set(index));
+    index
+}
+
+/// Adds one to a counter. A thread that owns its stripe is its only
+/// writer, so a plain load and store (no locked instruction) is exact;
+/// the shared stripe needs the atomic add.
+#[inline]
+fn bump(counter: &AtomicU64, owned: bool) {
+    if owned {
+        counter.store(counter.load(Relaxed) + 1, Relaxed);
+    } else {
+        counter.fetch_add(1, Relaxed);
+    }
 }
 
 /// What can happen to a counter outside the lookup path.
@@ -130,24 +182,44 @@ pub(crate) struct Counters {
 impl Counters {
     pub(crate) fn new() -> Self {
         Self {
-            stripes: (0..stripe_count()).map(|_| Stripe::default()).collect(),
+            stripes: (0..owned_stripes() + 1)
+                .map(|_| Stripe::default())
+                .collect(),
             events: Default::default(),
             load_nanos: AtomicU64::new(0),
         }
     }
 
-    fn stripe(&self) -> &Stripe {
-        &self.stripes[thread_stripe() & (self.stripes.len() - 1)]
+    #[inline]
+    fn stripe(&self) -> (&Stripe, bool) {
+        let index = thread_stripe();
+        let shared = self.stripes.len() - 1;
+        if index < shared {
+            (&self.stripes[index], true)
+        } else {
+            (&self.stripes[shared], false)
+        }
     }
 
     #[inline]
     pub(crate) fn hit(&self) {
-        self.stripe().hits.fetch_add(1, Relaxed);
+        let (stripe, owned) = self.stripe();
+        bump(&stripe.hits, owned);
     }
 
     #[inline]
     pub(crate) fn miss(&self) {
-        self.stripe().misses.fetch_add(1, Relaxed);
+        let (stripe, owned) = self.stripe();
+        bump(&stripe.misses, owned);
+    }
+
+    /// Folds another set's lookups into this one's shared stripe (when a
+    /// tenant is forgotten, its lookups stay in the cache's totals).
+    pub(crate) fn absorb_lookups(&self, other: &Counters) {
+        let s = other.snapshot();
+        let shared = &self.stripes[self.stripes.len() - 1];
+        shared.hits.fetch_add(s.hits, Relaxed);
+        shared.misses.fetch_add(s.misses, Relaxed);
     }
 
     pub(crate) fn record(&self, event: Event, n: u64) {
