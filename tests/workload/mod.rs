@@ -60,6 +60,9 @@ struct Running<'a> {
 
 const NO_EPOCH: u64 = u64::MAX;
 
+/// Per `(tenant, key)`: the epochs of the loaders running for it now.
+type ActiveLoads = HashMap<(u64, u64), Mutex<Vec<u64>>>;
+
 impl<'a> Running<'a> {
     fn enter(
         active: &'a Mutex<Vec<u64>>,
@@ -131,7 +134,7 @@ pub fn resident_bytes() -> Option<u64> {
 
 impl Workload {
     pub fn run(&self, cache: &Cache<u64, (u64, u64)>) -> Report {
-        let running: Arc<HashMap<(u64, u64), Mutex<Vec<u64>>>> = Arc::new(
+        let running: Arc<ActiveLoads> = Arc::new(
             (0..self.tenants)
                 .flat_map(|t| (0..self.keys).map(move |k| ((t, k), Mutex::default())))
                 .collect(),
