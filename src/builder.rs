@@ -55,6 +55,7 @@ pub struct CacheBuilder<K, V> {
     listener: Option<Listener<K, V>>,
     shards: Option<usize>,
     name: String,
+    metrics_per_tenant: bool,
     clock: Option<Arc<dyn Clock>>,
     load: LoadDefaults,
     _types: PhantomData<fn(K, V)>,
@@ -70,6 +71,7 @@ impl<K, V> fmt::Debug for CacheBuilder<K, V> {
             .field("eviction_listener", &self.listener.is_some())
             .field("shards", &self.shards)
             .field("name", &self.name)
+            .field("metrics_per_tenant", &self.metrics_per_tenant)
             .field("clock", &self.clock)
             .field("load", &self.load)
             .finish()
@@ -93,6 +95,7 @@ impl<K, V> CacheBuilder<K, V> {
             listener: None,
             shards: None,
             name: String::from("default"),
+            metrics_per_tenant: false,
             clock: None,
             load: LoadDefaults::default(),
             _types: PhantomData,
@@ -161,6 +164,14 @@ impl<K, V> CacheBuilder<K, V> {
         self
     }
 
+    /// Label metrics with `tenant` too (cargo feature `metrics`): one
+    /// series per tenant and metric. Off by default: a server with many
+    /// tenants would flood its metrics store.
+    pub fn metrics_per_tenant(mut self, per_tenant: bool) -> Self {
+        self.metrics_per_tenant = per_tenant;
+        self
+    }
+
     /// The time source for expiry and deadlines (default: [`SystemClock`](crate::SystemClock)).
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Some(Arc::new(clock));
@@ -211,6 +222,7 @@ where
             listener: self.listener,
             shards,
             name: self.name,
+            metrics_per_tenant: self.metrics_per_tenant,
             time: Time::new(self.clock),
             load: self.load,
         };

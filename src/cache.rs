@@ -53,6 +53,8 @@ pub(crate) struct Inner<K, V> {
     listener: Option<Listener<K, V>>,
     pub(crate) time: Time,
     pub(crate) name: Arc<str>,
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(crate) metrics_per_tenant: bool,
     weighted_size: AtomicU64,
     entry_count: AtomicU64,
     pub(crate) registry: Registry,
@@ -70,6 +72,7 @@ pub(crate) struct Config<K, V> {
     pub(crate) listener: Option<Listener<K, V>>,
     pub(crate) shards: usize,
     pub(crate) name: String,
+    pub(crate) metrics_per_tenant: bool,
     pub(crate) time: Time,
     pub(crate) load: LoadDefaults,
 }
@@ -91,6 +94,7 @@ impl<K, V> Inner<K, V> {
             listener: c.listener,
             time: c.time,
             name: Arc::from(c.name),
+            metrics_per_tenant: c.metrics_per_tenant,
             weighted_size: AtomicU64::new(0),
             entry_count: AtomicU64::new(0),
             registry: Registry::new(),
@@ -142,7 +146,11 @@ impl<K, V> Inner<K, V> {
         }
         let tenant = &r.generation.tenant;
         match r.why {
-            Why::Evicted | Why::TenantCapacity => tenant.record(Event::Eviction, 1),
+            Why::Evicted => tenant.record(Event::Eviction, 1),
+            Why::TenantCapacity => {
+                tenant.record(Event::Eviction, 1);
+                tenant.record(Event::TenantEviction, 1);
+            }
             Why::Expired => tenant.record(Event::Expiration, 1),
             Why::Invalidated => tenant.record(Event::Invalidation, 1),
             Why::Replaced | Why::Reclaimed => {}
@@ -344,6 +352,7 @@ impl<K: Hash + Eq, V> Inner<K, V> {
         let why = if w > self.max_capacity {
             Why::Evicted
         } else {
+            state.record(Event::TenantEviction, 1);
             Why::TenantCapacity
         };
         state.record(Event::Eviction, 1);

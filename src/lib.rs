@@ -51,6 +51,8 @@ mod cache;
 mod clock;
 mod listener;
 mod load;
+#[cfg(feature = "metrics")]
+mod metrics;
 mod policy;
 mod registry;
 mod shard;

@@ -26,6 +26,8 @@ pub struct Stats {
     /// Entries removed to respect `max_capacity` or `tenant_capacity`,
     /// including entries refused because they were heavier than the capacity.
     pub evictions: u64,
+    /// Of `evictions`, those that kept a tenant within `tenant_capacity`.
+    pub tenant_evictions: u64,
     /// Entries removed because their time to live had passed.
     pub expirations: u64,
     /// Entries removed by `invalidate` or `invalidate_all`.
@@ -36,8 +38,12 @@ pub struct Stats {
     pub weighted_size: u64,
     /// Loader calls (every attempt, retries included).
     pub loads: u64,
+    /// Loads that ended with a value (each counted once, retries or not).
+    pub load_successes: u64,
     /// Loads that ended in an error after all their attempts, or panicked.
     pub load_failures: u64,
+    /// Of `load_failures`, those whose loader panicked.
+    pub load_panics: u64,
     /// Callers whose deadline passed before a value was available.
     pub load_timeouts: u64,
     /// Callers that joined a load another caller was already running.
@@ -162,6 +168,9 @@ fn bump(counter: &AtomicU64, owned: bool) {
 pub(crate) enum Event {
     Insert,
     Eviction,
+    TenantEviction,
+    LoadSuccess,
+    LoadPanic,
     Expiration,
     Invalidation,
     Load,
@@ -175,7 +184,7 @@ pub(crate) enum Event {
 /// The live counters of one tenant.
 pub(crate) struct Counters {
     stripes: Box<[Stripe]>,
-    events: [AtomicU64; 10],
+    events: [AtomicU64; 13],
     load_nanos: AtomicU64,
 }
 
@@ -247,12 +256,15 @@ impl Counters {
             misses,
             inserts: e(Event::Insert),
             evictions: e(Event::Eviction),
+            tenant_evictions: e(Event::TenantEviction),
             expirations: e(Event::Expiration),
             invalidations: e(Event::Invalidation),
             entry_count: 0,
             weighted_size: 0,
             loads: e(Event::Load),
+            load_successes: e(Event::LoadSuccess),
             load_failures: e(Event::LoadFailure),
+            load_panics: e(Event::LoadPanic),
             load_timeouts: e(Event::LoadTimeout),
             coalesced: e(Event::Coalesced),
             fallbacks: e(Event::Fallback),

@@ -103,6 +103,7 @@ impl<K: Hash + Eq, V> Drop for LeaderGuard<'_, K, V> {
             return;
         }
         self.tenant.state.record(Event::LoadFailure, 1);
+        self.tenant.state.record(Event::LoadPanic, 1);
         self.tenant
             .inner
             .shard(self.flight.hash)
@@ -388,7 +389,10 @@ where
             self.state.record(Event::Load, 1);
             let started = Instant::now();
             let outcome = loader(&ctx);
-            self.state.load_time(started.elapsed());
+            let took = started.elapsed();
+            self.state.load_time(took);
+            #[cfg(feature = "metrics")]
+            crate::metrics::record_load_time(inner, &self.state.id, took);
             match outcome {
                 Ok(v) => break Ok(v),
                 Err(e) if attempt >= policy.retry.max_attempts() => break Err(e),
@@ -412,6 +416,7 @@ where
         };
         match result {
             Ok(v) => {
+                self.state.record(Event::LoadSuccess, 1);
                 inner.store(&self.state, key, v.clone(), None, Store::Load(flight));
                 flight.complete(Outcome::Value(v.clone()));
                 Ok(v)

@@ -8,6 +8,7 @@ mod invalidation;
 mod isolation;
 mod listener;
 mod loading;
+mod metrics;
 mod registry;
 mod stress;
 mod support;
