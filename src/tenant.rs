@@ -126,6 +126,31 @@ impl<K: Hash + Eq, V> Tenant<K, V> {
         self.inner.get(&self.state, key)
     }
 
+    /// The live value for `key` if there is one, counted as a hit; a miss
+    /// is not counted, because the caller is expected to follow it with a
+    /// loading call (`try_get_with`, `load`) that counts it. For servers
+    /// that answer hits inline and move loads elsewhere:
+    ///
+    /// ```
+    /// let cache: tenant_cache::Cache<u32, u32> = tenant_cache::Cache::new(10);
+    /// let t = cache.tenant("a");
+    /// let v = match t.cached(&1) {
+    ///     Some(v) => v,
+    ///     // e.g. on a blocking pool, off the executor:
+    ///     None => t.try_get_with(1, |_| Ok::<_, ()>(10)).unwrap(),
+    /// };
+    /// assert_eq!((v, t.stats().hits, t.stats().misses), (10, 0, 1));
+    /// ```
+    #[inline]
+    pub fn cached<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+        V: Clone,
+    {
+        self.inner.get_hit(&self.state, key)
+    }
+
     /// Whether this tenant has a live value for `key`. Counts neither hit
     /// nor miss and does not mark the entry used.
     pub fn contains<Q>(&self, key: &Q) -> bool
