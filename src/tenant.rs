@@ -151,6 +151,14 @@ impl<K: Hash + Eq, V> Tenant<K, V> {
         self.inner.get_hit(&self.state, key)
     }
 
+    /// The hash the cache files `key` under for this tenant; for tests of
+    /// the hasher's seeding.
+    #[cfg(any(test, fuzzing, loom, debug_assertions))]
+    #[doc(hidden)]
+    pub fn debug_hash<Q: Hash + ?Sized>(&self, key: &Q) -> u64 {
+        self.inner.hash(self.state.tid(), key)
+    }
+
     /// Whether this tenant has a live value for `key`. Counts neither hit
     /// nor miss and does not mark the entry used.
     pub fn contains<Q>(&self, key: &Q) -> bool

@@ -4,6 +4,7 @@ mod bad_input;
 mod capacity;
 mod eviction;
 mod expiry;
+mod flooding;
 mod invalidation;
 mod isolation;
 mod listener;
