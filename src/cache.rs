@@ -276,7 +276,7 @@ impl<K: Hash + Eq, V> Inner<K, V> {
         let now = self.time.now_stamp();
         let times = self.times_for(ttl, now);
         let mut out = Vec::new();
-        let (mut guard, shard, generation) = loop {
+        let (guard, shard, generation) = loop {
             let tid = match from {
                 Store::Insert => state.tid(),
                 Store::Load(flight) => flight.tid,
@@ -312,7 +312,6 @@ impl<K: Hash + Eq, V> Inner<K, V> {
             }
         };
         state.record(Event::Insert, 1);
-        guard.fit_ghost();
         self.enforce(shard, guard, &generation, now, &mut out);
         self.finish(out);
         true

@@ -174,7 +174,7 @@ pub(crate) fn step<K, V>(
         let freq = entry.freq.load(Relaxed);
         if from_small {
             if freq == 0 {
-                ghost.remember(entry.hash);
+                ghost.remember(entry.hash, slab.live());
                 return Step::Evict {
                     idx,
                     expired: false,
@@ -287,22 +287,31 @@ impl Queues {
     }
 }
 
-/// Hashes of entries recently evicted from a small queue, in a
+/// Fingerprints of entries recently evicted from a small queue, in a
 /// direct-mapped table about as large as the shard: a key that comes back
-/// while its hash is still here goes straight to the main queue.
+/// while its fingerprint is still here goes straight to the main queue.
+/// Nothing is allocated until the shard first evicts; then 2 bytes per
+/// resident entry (rounded up to a power of two).
 #[derive(Debug, Default)]
 pub(crate) struct Ghost {
-    slots: Vec<u32>,
+    slots: Vec<u16>,
 }
 
 impl Ghost {
-    fn fingerprint(hash: u32) -> u32 {
-        hash | 1
+    /// The high half of the hash (the low half picks the slot); never 0,
+    /// which marks an empty slot.
+    fn fingerprint(hash: u32) -> u16 {
+        (hash >> 16) as u16 | 1
     }
 
-    pub(crate) fn remember(&mut self, hash: u32) {
-        if self.slots.is_empty() {
-            return;
+    /// Remembers an evicted hash, first growing the ghost to about
+    /// `resident` slots if it is smaller.
+    pub(crate) fn remember(&mut self, hash: u32, resident: usize) {
+        let want = resident.max(16).next_power_of_two();
+        if self.slots.len() < want {
+            // Growing rehomes every fingerprint; forgetting them is cheaper
+            // and costs only a few main-queue admissions.
+            self.slots = vec![0; want];
         }
         let mask = self.slots.len() - 1;
         self.slots[hash as usize & mask] = Self::fingerprint(hash);
@@ -322,16 +331,6 @@ impl Ghost {
             false
         }
     }
-
-    /// Keeps the ghost about as large as the shard's resident entries.
-    pub(crate) fn fit(&mut self, resident: usize) {
-        let want = resident.max(16).next_power_of_two();
-        if self.slots.len() < want {
-            // Growing rehomes every fingerprint; forgetting them is cheaper
-            // and costs only a few main-queue admissions.
-            self.slots = vec![0; want];
-        }
-    }
 }
 
 #[cfg(test)]
@@ -340,12 +339,13 @@ mod tests {
 
     #[test]
     fn the_ghost_remembers_until_taken() {
+        let (a, b) = (0x0001_002a, 0x0002_002a); // same slot, other fingerprints
         let mut g = Ghost::default();
-        g.remember(42);
-        assert!(!g.take(42), "an unsized ghost remembers nothing");
-        g.fit(100);
-        g.remember(42);
-        assert!(g.take(42));
-        assert!(!g.take(42));
+        assert!(!g.take(a), "an empty ghost remembers nothing");
+        g.remember(a, 100);
+        assert_eq!(g.slots.len(), 128);
+        assert!(!g.take(b), "another hash in the same slot");
+        assert!(g.take(a));
+        assert!(!g.take(a), "taken once");
     }
 }

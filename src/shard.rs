@@ -504,11 +504,6 @@ impl<K, V> ShardData<K, V> {
         }
     }
 
-    /// Keeps the ghost in proportion to the shard.
-    pub(crate) fn fit_ghost(&mut self) {
-        self.ghost.fit(self.slab.live());
-    }
-
     /// Checks every internal invariant; panics with a description if one
     /// does not hold. For tests and fuzzing.
     #[cfg(any(test, fuzzing, loom, debug_assertions))]
