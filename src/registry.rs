@@ -314,7 +314,11 @@ impl Registry {
     /// One handle fewer; reclaims the tenant if it was the last and the
     /// tenant holds no entries.
     pub(crate) fn release(&self, state: &Arc<TenantState>) {
-        if state.handles.fetch_sub(1, Relaxed) == 1 {
+        // Handles are made per request, so most last-handle drops are of
+        // tenants that keep entries: look before taking the write lock.
+        if state.handles.fetch_sub(1, Relaxed) == 1
+            && state.generation().is_some_and(|g| g.entries() == 0)
+        {
             self.try_remove(state);
         }
     }
