@@ -42,6 +42,9 @@ use tenant_cache::Cache;
 /// memory is limited (8 MiB here) and this server does no file I/O.
 const IO_MEMORY: usize = 256 << 10;
 
+/// Threads in each executor's blocking pool, where loads run.
+const BLOCKING_THREADS: usize = 4;
+
 pub struct Server {
     pub addr: SocketAddr,
     pub metrics_addr: SocketAddr,
@@ -72,6 +75,9 @@ pub fn start(config: Config) -> io::Result<Server> {
     let executors = LocalExecutorPoolBuilder::new(PoolPlacement::MaxSpread(config.threads, None))
         .io_memory(IO_MEMORY)
         .ring_depth(64)
+        // Loads wait on the database; a few threads per executor let
+        // misses for different keys wait side by side.
+        .blocking_thread_pool_placement(PoolPlacement::Unbound(BLOCKING_THREADS))
         .on_all_shards(move || serve_executor(addr, c, db, conf, s))
         .map_err(|e| io::Error::other(e.to_string()))?;
     let (c, s) = (cache.clone(), stop.clone());

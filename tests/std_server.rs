@@ -19,7 +19,13 @@ fn tenants_get_their_own_rows_with_one_query_per_key_and_metrics_agree() {
         ..Default::default()
     })
     .unwrap();
-    let hits = server_clients::drive(server.addr, server.metrics_addr);
+    let (hits, coalesced) = server_clients::drive(server.addr, server.metrics_addr);
     assert_eq!(server.cache.stats().hits as f64, hits);
+    // One thread per connection: the two clients of a tenant ask for each
+    // key at the same time, and one of them waits on the other's load.
+    assert!(
+        coalesced > 0.0,
+        "concurrent first requests never overlapped"
+    );
     server.shutdown();
 }
