@@ -3,7 +3,6 @@
 //! a bounded number of probe steps.
 
 use std::collections::HashSet;
-use std::hash::BuildHasher;
 
 use tenant_cache::Cache;
 
