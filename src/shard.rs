@@ -78,6 +78,9 @@ pub(crate) struct ShardData<K, V> {
     /// queues, and whether it found any then.
     deaths_seen: u64,
     has_dead: bool,
+    /// Whether this shard has evicted yet; until then new entries skip the
+    /// small FIFO (see the `policy` module).
+    has_evicted: bool,
 }
 
 impl<K, V> ShardData<K, V> {
@@ -92,6 +95,7 @@ impl<K, V> ShardData<K, V> {
             tombstones: 0,
             deaths_seen: 0,
             has_dead: false,
+            has_evicted: false,
         }
     }
 
@@ -302,7 +306,7 @@ impl<K, V> ShardData<K, V> {
             self.queues.remove_if_empty(pos);
             return Upsert::Stale(key, value);
         }
-        let queue = if self.ghost.take(hash) {
+        let queue = if !self.has_evicted || self.ghost.take(hash) {
             Queue::Main
         } else {
             Queue::Small
@@ -400,6 +404,7 @@ impl<K, V> ShardData<K, V> {
     /// Evicts one entry from the queue at `pos`. `None` when the queue ran
     /// empty (and was dropped).
     fn evict_from(&mut self, pos: usize, now: u64, why: Why) -> Option<Removed<K, V>> {
+        self.has_evicted = true;
         loop {
             let q = &mut self.queues.list[pos];
             match policy::step(q, &mut self.slab, &mut self.ghost, now) {

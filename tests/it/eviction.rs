@@ -56,3 +56,33 @@ fn frequently_used_keys_survive_churn_better_than_rare_ones() {
     let ratio = hot_hits as f64 / hot_reqs as f64;
     assert!(ratio > 0.95, "hot keys hit only {ratio:.3}");
 }
+
+#[test]
+fn a_loop_longer_than_the_cache_keeps_a_stable_part_of_it_resident() {
+    // Keys 0..2·CAP requested in order, again and again. LRU and FIFO hit
+    // nothing here; the best any policy can do is keep CAP keys for good
+    // and hit half the requests.
+    const CAP: u64 = 1_000;
+    let cache: Cache<u64, u64> = Cache::builder().max_capacity(CAP).shards(8).build();
+    let t = cache.tenant("a");
+    let (mut hits, mut requests) = (0u64, 0u64);
+    for pass in 0..20 {
+        for k in 0..2 * CAP {
+            let hit = t.get(&k).is_some();
+            if !hit {
+                t.insert(k, k);
+            }
+            if pass >= 2 {
+                requests += 1;
+                hits += u64::from(hit);
+            }
+        }
+    }
+    let ratio = hits as f64 / requests as f64;
+    assert!(
+        ratio >= 0.45,
+        "a loop twice the capacity hit only {:.1}% (at most 50% is possible)",
+        100.0 * ratio
+    );
+    cache.validate();
+}
