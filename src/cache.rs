@@ -4,7 +4,7 @@
 use std::borrow::Borrow;
 use std::fmt;
 use std::hash::Hash;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -61,6 +61,9 @@ pub(crate) struct Inner<K, V> {
     pub(crate) load: LoadDefaults,
     /// Whether entries need timestamps (TTL or refresh).
     track_times: bool,
+    /// Whether any entry was ever written with a timestamp. Until then a
+    /// write has no expiry to check and skips reading the clock.
+    times_written: AtomicBool,
 }
 
 /// Everything the builder decided, handed to [`Inner::new`].
@@ -100,6 +103,7 @@ impl<K, V> Inner<K, V> {
             registry: Registry::new(),
             load: c.load,
             track_times,
+            times_written: AtomicBool::new(track_times),
         }
     }
 
@@ -128,6 +132,20 @@ impl<K, V> Inner<K, V> {
     #[inline]
     pub(crate) fn shard(&self, hash: u64) -> &RwLock<ShardData<K, V>> {
         &self.shards[(hash >> 32) as usize & self.shard_mask]
+    }
+
+    /// The time for a write: read from the clock once any entry carries a
+    /// timestamp, else 0 (nothing can have expired then, and the clock
+    /// read is a good part of an insert's cost).
+    fn write_stamp(&self, ttl: Option<Duration>) -> u64 {
+        if ttl.is_some() && !self.times_written.load(Relaxed) {
+            self.times_written.store(true, Relaxed);
+        }
+        if self.times_written.load(Relaxed) {
+            self.time.now_stamp()
+        } else {
+            0
+        }
     }
 
     fn times_for(&self, ttl: Option<Duration>, now: u64) -> Option<Times> {
@@ -273,7 +291,7 @@ impl<K: Hash + Eq, V> Inner<K, V> {
             self.refuse(state, key, value, w, from);
             return false;
         }
-        let now = self.time.now_stamp();
+        let now = self.write_stamp(ttl);
         let times = self.times_for(ttl, now);
         let mut out = Vec::new();
         let (guard, shard, generation) = loop {
