@@ -10,6 +10,7 @@ fn loads_under_stress_stay_single_flight_bounded_and_isolated() {
     let w = workload::Workload {
         threads: 8,
         tenants: 6,
+        hot_tenants: false,
         keys: 24,
         skew: 0.8,
         run_for: Duration::from_millis(1_500),

@@ -17,6 +17,10 @@ use tenant_cache::{Cache, LoadCtx, LoadError, Retry};
 pub struct Workload {
     pub threads: u64,
     pub tenants: u64,
+    /// Whether a few tenants get most requests (tenant `i` about as likely
+    /// as the harmonic tail from `i` on), so that the busiest ones meet
+    /// their cap while the rest press on the global capacity.
+    pub hot_tenants: bool,
     pub keys: u64,
     /// Zipf exponent of key popularity (0 = uniform).
     pub skew: f64,
@@ -155,7 +159,12 @@ impl Workload {
                     let mut rng = Rng(n.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
                     let mut local = Report::default();
                     while Instant::now() < stop_at {
-                        let tenant = rng.below(w.tenants);
+                        let tenant = if w.hot_tenants {
+                            let bound = rng.below(w.tenants) + 1;
+                            rng.below(bound)
+                        } else {
+                            rng.below(w.tenants)
+                        };
                         let key = cdf.partition_point(|&c| c < rng.unit()) as u64;
                         let key = key.min(w.keys - 1);
                         let roll = rng.below(100);
