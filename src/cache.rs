@@ -138,14 +138,13 @@ impl<K, V> Inner<K, V> {
     /// timestamp, else 0 (nothing can have expired then, and the clock
     /// read is a good part of an insert's cost).
     fn write_stamp(&self, ttl: Option<Duration>) -> u64 {
-        if ttl.is_some() && !self.times_written.load(Relaxed) {
+        if !self.times_written.load(Relaxed) {
+            if ttl.is_none() {
+                return 0;
+            }
             self.times_written.store(true, Relaxed);
         }
-        if self.times_written.load(Relaxed) {
-            self.time.now_stamp()
-        } else {
-            0
-        }
+        self.time.now_stamp()
     }
 
     fn times_for(&self, ttl: Option<Duration>, now: u64) -> Option<Times> {

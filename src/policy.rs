@@ -80,6 +80,11 @@ impl List {
         self.weight += weight;
     }
 
+    /// Whether the head is a live entry that has expired.
+    fn head_expired<K, V>(&self, slab: &Slab<K, V>, now: u64) -> bool {
+        self.head != NIL && !slab.is_tombstone(self.head) && slab.is_expired(self.head, || now)
+    }
+
     /// Unlinks the head; the caller takes its weight off if it was live.
     fn pop_front<K, V>(&mut self, slab: &Slab<K, V>) -> Option<u32> {
         if self.head == NIL {
@@ -170,15 +175,11 @@ pub(crate) fn step<K, V>(
 ) -> Step {
     loop {
         let total = q.weight();
-        // An expired entry at the head of main leaves first: otherwise it
-        // would sit there while live newcomers are turned away from small.
-        let main_head_expired = q.main.head != NIL && {
-            let head = q.main.head;
-            !slab.is_tombstone(head) && slab.get(head).timed && slab.times(head).expires_at <= now
-        };
-        let from_small = !main_head_expired
-            && q.small.len > 0
-            && (q.small.weight * 100 >= total * SMALL_PERCENT || q.main.len == 0);
+        let from_small = q.small.len > 0
+            && (q.small.weight * 100 >= total * SMALL_PERCENT || q.main.len == 0)
+            // An expired entry at the head of main leaves first: otherwise
+            // it would sit there while live newcomers are turned away.
+            && !q.main.head_expired(slab, now);
         let list = if from_small {
             &mut q.small
         } else {
@@ -193,7 +194,7 @@ pub(crate) fn step<K, V>(
         let weight = slab.weight(idx);
         list.weight -= weight;
         let entry = slab.get(idx);
-        if entry.timed && slab.times(idx).expires_at <= now {
+        if slab.is_expired(idx, || now) {
             return Step::Evict { idx, expired: true };
         }
         let freq = entry.freq.load(Relaxed);

@@ -119,11 +119,6 @@ impl<K, V> ShardData<K, V> {
             .copied()
     }
 
-    #[inline]
-    fn is_expired(&self, idx: u32, now: impl FnOnce() -> u64) -> bool {
-        self.slab.get(idx).timed && self.slab.times(idx).expires_at <= now()
-    }
-
     /// The live value for the key, marking it used. `now` is only called
     /// for entries that can expire.
     #[inline]
@@ -140,7 +135,7 @@ impl<K, V> ShardData<K, V> {
         V: Clone,
     {
         let idx = self.find(hash, tid, key)?;
-        if self.is_expired(idx, now) {
+        if self.slab.is_expired(idx, now) {
             return None;
         }
         let e = self.slab.get(idx);
@@ -156,7 +151,7 @@ impl<K, V> ShardData<K, V> {
         V: Clone,
     {
         let idx = self.find(hash, tid, key)?;
-        if self.is_expired(idx, || now) {
+        if self.slab.is_expired(idx, || now) {
             return None;
         }
         let e = self.slab.get(idx);
@@ -188,7 +183,7 @@ impl<K, V> ShardData<K, V> {
         Q: Eq + ?Sized,
     {
         self.find(hash, tid, key)
-            .is_some_and(|idx| !self.is_expired(idx, now))
+            .is_some_and(|idx| !self.slab.is_expired(idx, now))
     }
 
     /// The in-flight load for a key, if any.
@@ -270,7 +265,7 @@ impl<K, V> ShardData<K, V> {
         let generation = self.queues.list[pos].generation.clone();
         if let Some(idx) = existing {
             let old_weight = self.slab.weight(idx);
-            let was_expired = self.is_expired(idx, || now);
+            let was_expired = self.slab.is_expired(idx, || now);
             let entry = self.slab.get_mut(idx);
             let old_value = std::mem::replace(&mut entry.value, value);
             entry.timed = times.is_some_and(|t| t.expires_at != u64::MAX);

@@ -142,6 +142,13 @@ impl<K, V> Slab<K, V> {
         }
     }
 
+    /// Whether the entry at `idx` has expired; `now` is only called for
+    /// entries that can expire.
+    #[inline]
+    pub(crate) fn is_expired(&self, idx: u32, now: impl FnOnce() -> u64) -> bool {
+        self.get(idx).timed && self.times(idx).expires_at <= now()
+    }
+
     pub(crate) fn is_tombstone(&self, idx: u32) -> bool {
         matches!(self.slots[idx as usize], Slot::Tombstone { .. })
     }
