@@ -312,8 +312,10 @@ fn pure_hits(threads: usize) -> String {
 
 fn get_or_insert(threads: usize) -> String {
     let keys = Zipf::new(1_000_000, 1.0).keys(1 << 22, 12);
+    let only = std::env::var("ONLY").ok();
     let rows: Vec<Row> = ROWS
         .iter()
+        .filter(|name| only.as_deref().is_none_or(|o| o == **name))
         .map(|&name| {
             let (mut mops, mut hit) = (0.0, 0.0);
             for _ in 0..3 {

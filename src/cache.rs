@@ -16,9 +16,10 @@ use crate::listener::RemovalCause;
 use crate::load::flight::Flight;
 use crate::load::LoadDefaults;
 use crate::registry::{Generation, Registry, TenantState};
+use crate::removals::Removals;
 use crate::shard::{Removed, ShardData, Upsert, Why};
 use crate::slab::Times;
-use crate::stats::{Event, Stats};
+use crate::stats::{Event, Stats, Tally};
 use crate::sync::{RwLock, WriteGuard};
 use crate::tenant::Tenant;
 use crate::tenant_id::{TenantId, TenantKey};
@@ -163,9 +164,9 @@ impl<K, V> Inner<K, V> {
         }
         let tenant = &r.generation.tenant;
         match r.why {
-            Why::Evicted => tenant.record(Event::Eviction, 1),
+            Why::Evicted => tenant.tally(Tally::Eviction),
             Why::TenantCapacity => {
-                tenant.record(Event::Eviction, 1);
+                tenant.tally(Tally::Eviction);
                 tenant.record(Event::TenantEviction, 1);
             }
             Why::Expired => tenant.record(Event::Expiration, 1),
@@ -176,7 +177,7 @@ impl<K, V> Inner<K, V> {
 
     /// Runs after every lock is released: tells the listener, drops the
     /// removed values, and lets idle tenants go.
-    pub(crate) fn finish(&self, removed: Vec<Removed<K, V>>) {
+    pub(crate) fn finish(&self, removed: Removals<K, V>) {
         for r in removed {
             if let Some(listener) = &self.listener {
                 listener(
@@ -197,10 +198,10 @@ impl<K, V> Inner<K, V> {
         self.registry.new_generation(state);
     }
 
-    fn reclaim(&self, shard: &mut ShardData<K, V>, now: u64, out: &mut Vec<Removed<K, V>>) {
+    fn reclaim(&self, shard: &mut ShardData<K, V>, now: u64, out: &mut Removals<K, V>) {
         let start = out.len();
         shard.reclaim_dead(RECLAIM_BUDGET, now, self.registry.deaths(), out);
-        for r in &out[start..] {
+        for r in out.from(start) {
             self.account(r);
         }
     }
@@ -292,7 +293,7 @@ impl<K: Hash + Eq, V> Inner<K, V> {
         }
         let now = self.write_stamp(ttl);
         let times = self.times_for(ttl, now);
-        let mut out = Vec::new();
+        let mut out = Removals::new();
         let (guard, shard, generation) = loop {
             let tid = match from {
                 Store::Insert => state.tid(),
@@ -328,7 +329,7 @@ impl<K: Hash + Eq, V> Inner<K, V> {
                 },
             }
         };
-        state.record(Event::Insert, 1);
+        state.tally(Tally::Insert);
         self.enforce(shard, guard, &generation, now, &mut out);
         self.finish(out);
         true
@@ -337,7 +338,7 @@ impl<K: Hash + Eq, V> Inner<K, V> {
     /// An entry heavier than a capacity: not admitted. The key's old value
     /// goes too, so a reader never sees the value the caller replaced.
     fn refuse(&self, state: &Arc<TenantState>, key: K, value: V, w: u64, from: Store<'_, K, V>) {
-        let mut out = Vec::new();
+        let mut out = Removals::new();
         let tid = match from {
             Store::Insert => state.tid(),
             Store::Load(flight) => flight.tid,
@@ -371,7 +372,7 @@ impl<K: Hash + Eq, V> Inner<K, V> {
             state.record(Event::TenantEviction, 1);
             Why::TenantCapacity
         };
-        state.record(Event::Eviction, 1);
+        state.tally(Tally::Eviction);
         out.push(Removed {
             generation,
             key,
@@ -392,7 +393,7 @@ impl<K: Hash + Eq, V> Inner<K, V> {
         mut guard: WriteGuard<'a, ShardData<K, V>>,
         generation: &Generation,
         now: u64,
-        out: &mut Vec<Removed<K, V>>,
+        out: &mut Removals<K, V>,
     ) {
         let n = self.shards.len();
         let mut fruitless = 0;
@@ -435,7 +436,7 @@ impl<K: Hash + Eq, V> Inner<K, V> {
         Q: Hash + Eq + ?Sized,
     {
         let now = self.time.now_stamp();
-        let mut out = Vec::new();
+        let mut out = Removals::new();
         let removed = loop {
             let tid = state.tid();
             let hash = self.hash(tid, key);
@@ -459,7 +460,7 @@ impl<K: Hash + Eq, V> Inner<K, V> {
     pub(crate) fn reclaim_all(&self) {
         let now = self.time.now_stamp();
         for shard in self.shards.iter() {
-            let mut out = Vec::new();
+            let mut out = Removals::new();
             loop {
                 let before = out.len();
                 let mut g = shard.write();

@@ -55,6 +55,7 @@ mod load;
 mod metrics;
 mod policy;
 mod registry;
+mod removals;
 mod shard;
 mod slab;
 mod stats;

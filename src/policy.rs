@@ -124,6 +124,8 @@ impl List {
 /// One tenant generation's queues in one shard.
 #[derive(Debug)]
 pub(crate) struct TenantQueue {
+    /// `generation.tid`, kept here so finding a queue reads no pointer.
+    tid: u32,
     pub(crate) generation: Arc<Generation>,
     pub(crate) small: List,
     pub(crate) main: List,
@@ -223,6 +225,10 @@ pub(crate) fn step<K, V>(
     }
 }
 
+/// Up to this many queues in a shard, `Queues::find` scans instead of
+/// hashing.
+const SCAN_LIMIT: usize = 8;
+
 /// The tenant queues of one shard, found by generation id.
 #[derive(Debug, Default)]
 pub(crate) struct Queues {
@@ -239,8 +245,13 @@ fn tid_hash(tid: u32) -> u64 {
 impl Queues {
     pub(crate) fn find(&self, tid: u32) -> Option<usize> {
         let list = &self.list;
+        // A shard usually holds few tenants: a scan of their ids (kept in
+        // the queue, not behind the generation's pointer) beats hashing.
+        if list.len() <= SCAN_LIMIT {
+            return list.iter().position(|q| q.tid == tid);
+        }
         self.index
-            .find(tid_hash(tid), |&p| list[p as usize].generation.tid == tid)
+            .find(tid_hash(tid), |&p| list[p as usize].tid == tid)
             .map(|&p| p as usize)
     }
 
@@ -248,13 +259,14 @@ impl Queues {
         let pos = self.list.len();
         let tid = generation.tid;
         self.list.push(TenantQueue {
+            tid,
             generation,
             small: List::EMPTY,
             main: List::EMPTY,
         });
         let list = &self.list;
         self.index.insert_unique(tid_hash(tid), pos as u32, |&p| {
-            tid_hash(list[p as usize].generation.tid)
+            tid_hash(list[p as usize].tid)
         });
         pos
     }
@@ -264,14 +276,14 @@ impl Queues {
         if self.list[pos].nodes() != 0 {
             return;
         }
-        let tid = self.list[pos].generation.tid;
+        let tid = self.list[pos].tid;
         if let Ok(e) = self.index.find_entry(tid_hash(tid), |&p| p as usize == pos) {
             e.remove();
         }
         let last = self.list.len() - 1;
         self.list.swap_remove(pos);
         if pos != last {
-            let moved = self.list[pos].generation.tid;
+            let moved = self.list[pos].tid;
             if let Some(p) = self
                 .index
                 .find_mut(tid_hash(moved), |&p| p as usize == last)

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use hashbrown::HashTable;
 
-use crate::stats::{Counters, Event, Stats};
+use crate::stats::{Counters, Event, Stats, Tally};
 use crate::sync::{AtomicU32, AtomicU64, Mutex, Ordering, RwLock};
 use crate::tenant_id::{IdRef, TenantId, TenantKey};
 
@@ -171,17 +171,22 @@ impl TenantState {
         self.current.lock().clone()
     }
 
-    /// Hits and misses are counted per tenant only; the cache's totals add
-    /// them up when asked (see `Registry::lookups`), which keeps a hit to
-    /// one counter write.
+    /// Hits, misses, inserts and evictions are counted per tenant only;
+    /// the cache's totals add them up when asked (see `Registry::totals`),
+    /// which keeps each to one write of this thread's own counter.
+    #[inline]
+    pub(crate) fn tally(&self, t: Tally) {
+        self.counters.tally(t);
+    }
+
     #[inline]
     pub(crate) fn hit(&self) {
-        self.counters.hit();
+        self.tally(Tally::Hit);
     }
 
     #[inline]
     pub(crate) fn miss(&self) {
-        self.counters.miss();
+        self.tally(Tally::Miss);
     }
 
     pub(crate) fn record(&self, event: Event, n: u64) {
@@ -339,7 +344,7 @@ impl Registry {
             slot.remove();
         }
         state.removed.store(true, Relaxed);
-        self.totals.absorb_lookups(&state.counters);
+        self.totals.absorb_tallies(&state.counters);
         *state.current.lock() = None;
         drop(table);
         if generation.kill() {
@@ -355,15 +360,17 @@ impl Registry {
             .cloned()
     }
 
-    /// The cache's totals: events as counted, lookups summed over every
-    /// tenant (forgotten ones included).
+    /// The cache's totals: events as counted, striped counts summed over
+    /// every tenant (forgotten ones included).
     pub(crate) fn totals(&self) -> Stats {
         let mut totals = self.totals.snapshot();
         for shard in self.shards.iter() {
             for state in shard.read().iter() {
-                let s = state.counters.snapshot();
-                totals.hits += s.hits;
-                totals.misses += s.misses;
+                let [hits, misses, inserts, evictions] = state.counters.tallies();
+                totals.hits += hits;
+                totals.misses += misses;
+                totals.inserts += inserts;
+                totals.evictions += evictions;
             }
         }
         totals

@@ -16,6 +16,7 @@ use hashbrown::HashTable;
 use crate::load::flight::Flight;
 use crate::policy::{self, Ghost, Queues, Step, MAX_FREQ};
 use crate::registry::{Generation, TenantState};
+use crate::removals::Removals;
 use crate::slab::{Entry, Queue, Slab, Times, NIL};
 
 /// Why an entry left the cache, as the cache sees it.
@@ -491,7 +492,7 @@ impl<K, V> ShardData<K, V> {
         budget: usize,
         now: u64,
         deaths: u64,
-        out: &mut Vec<Removed<K, V>>,
+        out: &mut Removals<K, V>,
     ) {
         self.note_deaths(deaths);
         for _ in 0..budget {

@@ -1,9 +1,11 @@
 //! Counters and their snapshots.
 //!
-//! Hits and misses are counted on every lookup, so they live in per-thread
-//! stripes (one cache line each): a hit never writes a line that another
-//! core writes too. Everything else is counted on paths that already take a
-//! shard's write lock, where one shared atomic costs nothing extra.
+//! Hits and misses are counted on every lookup, inserts and evictions on
+//! nearly every write of a full cache, so these four live in per-thread
+//! stripes (one cache line each): counting them never writes a line that
+//! another core writes too, and a thread that owns its stripe needs no
+//! locked instruction. Everything else is rarer and goes to one shared
+//! atomic per event.
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
@@ -73,12 +75,20 @@ impl Stats {
     }
 }
 
-/// One cache line of lookup counters.
+/// The counts kept in per-thread stripes.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Tally {
+    Hit,
+    Miss,
+    Insert,
+    Eviction,
+}
+
+/// One cache line of `Tally` counters, indexed by `Tally as usize`.
 #[repr(align(64))]
 #[derive(Default)]
 struct Stripe {
-    hits: AtomicU64,
-    misses: AtomicU64,
+    counts: [AtomicU64; 4],
 }
 
 /// Stripes owned by one thread each; a thread that finds none free shares
@@ -166,8 +176,6 @@ fn bump(counter: &AtomicU64, owned: bool) {
 /// What can happen to a counter outside the lookup path.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Event {
-    Insert,
-    Eviction,
     TenantEviction,
     LoadSuccess,
     LoadPanic,
@@ -184,7 +192,7 @@ pub(crate) enum Event {
 /// The live counters of one tenant.
 pub(crate) struct Counters {
     stripes: Box<[Stripe]>,
-    events: [AtomicU64; 13],
+    events: [AtomicU64; 11],
     load_nanos: AtomicU64,
 }
 
@@ -211,24 +219,29 @@ impl Counters {
     }
 
     #[inline]
-    pub(crate) fn hit(&self) {
+    pub(crate) fn tally(&self, t: Tally) {
         let (stripe, owned) = self.stripe();
-        bump(&stripe.hits, owned);
+        bump(&stripe.counts[t as usize], owned);
     }
 
-    #[inline]
-    pub(crate) fn miss(&self) {
-        let (stripe, owned) = self.stripe();
-        bump(&stripe.misses, owned);
+    /// The four striped counts, summed over stripes.
+    pub(crate) fn tallies(&self) -> [u64; 4] {
+        let mut sums = [0u64; 4];
+        for s in self.stripes.iter() {
+            for (sum, c) in sums.iter_mut().zip(&s.counts) {
+                *sum += c.load(Relaxed);
+            }
+        }
+        sums
     }
 
-    /// Folds another set's lookups into this one's shared stripe (when a
-    /// tenant is forgotten, its lookups stay in the cache's totals).
-    pub(crate) fn absorb_lookups(&self, other: &Counters) {
-        let s = other.snapshot();
+    /// Folds another set's striped counts into this one's shared stripe
+    /// (when a tenant is forgotten, its counts stay in the cache's totals).
+    pub(crate) fn absorb_tallies(&self, other: &Counters) {
         let shared = &self.stripes[self.stripes.len() - 1];
-        shared.hits.fetch_add(s.hits, Relaxed);
-        shared.misses.fetch_add(s.misses, Relaxed);
+        for (c, n) in shared.counts.iter().zip(other.tallies()) {
+            c.fetch_add(n, Relaxed);
+        }
     }
 
     pub(crate) fn record(&self, event: Event, n: u64) {
@@ -245,17 +258,13 @@ impl Counters {
     /// The counters as a snapshot (without entry count and weight, which
     /// the caller knows better).
     pub(crate) fn snapshot(&self) -> Stats {
-        let (mut hits, mut misses) = (0u64, 0u64);
-        for s in self.stripes.iter() {
-            hits += s.hits.load(Relaxed);
-            misses += s.misses.load(Relaxed);
-        }
+        let [hits, misses, inserts, evictions] = self.tallies();
         let e = |ev: Event| self.events[ev as usize].load(Relaxed);
         Stats {
             hits,
             misses,
-            inserts: e(Event::Insert),
-            evictions: e(Event::Eviction),
+            inserts,
+            evictions,
             tenant_evictions: e(Event::TenantEviction),
             expirations: e(Event::Expiration),
             invalidations: e(Event::Invalidation),
@@ -297,18 +306,22 @@ mod tests {
                 let c = c.clone();
                 std::thread::spawn(move || {
                     for _ in 0..1000 {
-                        c.hit();
+                        c.tally(Tally::Hit);
                     }
-                    c.miss();
+                    c.tally(Tally::Miss);
+                    c.tally(Tally::Insert);
                 })
             })
             .collect();
         for t in threads {
             t.join().unwrap();
         }
-        c.record(Event::Insert, 3);
+        c.record(Event::TenantEviction, 3);
         let s = c.snapshot();
-        assert_eq!((s.hits, s.misses, s.inserts), (4000, 4, 3));
+        assert_eq!(
+            (s.hits, s.misses, s.inserts, s.tenant_evictions),
+            (4000, 4, 4, 3)
+        );
         assert!((s.hit_ratio() - 4000.0 / 4004.0).abs() < 1e-12);
     }
 }

@@ -43,6 +43,9 @@ fn a_tenant_whose_last_entry_is_evicted_is_forgotten() {
     cache.tenant("b").insert(1, 1);
     assert_eq!(cache.entry_count(), 1);
     assert_eq!(cache.tenants().len(), 1);
+    // What the forgotten tenant did stays in the cache's totals.
+    let total = cache.stats();
+    assert_eq!((total.inserts, total.evictions), (2, 1));
 }
 
 #[test]
