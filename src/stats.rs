@@ -173,7 +173,8 @@ fn bump(counter: &AtomicU64, owned: bool) {
     }
 }
 
-/// What can happen to a counter outside the lookup path.
+/// Rarer events, counted in one shared atomic each per tenant and once
+/// more in the cache totals.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Event {
     TenantEviction,
