@@ -49,6 +49,7 @@
 mod builder;
 mod cache;
 mod clock;
+mod ghost;
 mod listener;
 mod load;
 #[cfg(feature = "metrics")]

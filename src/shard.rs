@@ -13,8 +13,9 @@ use std::sync::Arc;
 
 use hashbrown::HashTable;
 
+use crate::ghost::Ghost;
 use crate::load::flight::Flight;
-use crate::policy::{self, Ghost, Queues, Step, MAX_FREQ};
+use crate::policy::{self, Queues, Step, MAX_FREQ};
 use crate::registry::{Generation, TenantState};
 use crate::removals::Removals;
 use crate::slab::{Entry, Queue, Slab, Times, NIL};
@@ -302,7 +303,7 @@ impl<K, V> ShardData<K, V> {
             self.queues.remove_if_empty(pos);
             return Upsert::Stale(key, value);
         }
-        let queue = if !self.has_evicted || self.ghost.take(hash) {
+        let queue = if !self.has_evicted || self.ghost.admit_to_main(hash) {
             Queue::Main
         } else {
             Queue::Small

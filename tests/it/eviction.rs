@@ -86,3 +86,38 @@ fn a_loop_longer_than_the_cache_keeps_a_stable_part_of_it_resident() {
     );
     cache.validate();
 }
+
+#[test]
+fn keys_reused_just_beyond_the_initial_small_fifo_grow_it_until_their_reuses_hit() {
+    // Every key is used twice, 40 new keys apart: 4% of the cache, more
+    // than the 3% the small FIFO starts with. Each reuse that misses finds
+    // the key in the small FIFO's ghost and grows the FIFO, until it holds
+    // the 40 keys and reuses hit.
+    let cache: Cache<u64, u64> = Cache::builder().max_capacity(1000).shards(1).build();
+    let t = cache.tenant("t");
+    let access = |k: u64| {
+        if t.get(&k).is_some() {
+            true
+        } else {
+            t.insert(k, k);
+            false
+        }
+    };
+    const GAP: u64 = 40;
+    const KEYS: u64 = 20_000;
+    let mut late_reuse_hits = 0;
+    for k in 0..KEYS {
+        access(k);
+        if k >= GAP {
+            let hit = access(k - GAP);
+            if k >= KEYS / 2 && hit {
+                late_reuse_hits += 1;
+            }
+        }
+    }
+    let late_reuses = KEYS / 2;
+    assert!(
+        late_reuse_hits * 10 >= late_reuses * 9,
+        "only {late_reuse_hits} of the last {late_reuses} reuses hit"
+    );
+}

@@ -1,0 +1,183 @@
+//! What a shard remembers of the keys it evicted, and the share of the
+//! small FIFO that memory steers.
+//!
+//! Two direct-mapped tables of fingerprints, each a quarter as large as the
+//! shard, remember keys evicted from the small FIFO and from main. A key
+//! that comes back while remembered tells which queue was short of room,
+//! as in ARC (Megiddo & Modha, FAST '03):
+//! - back from the small FIFO's ghost: it was evicted before it had a
+//!   chance to be used again, so new entries need a longer look. The key
+//!   goes straight to main, and the small FIFO's share grows.
+//! - back from main's ghost: main evicted something still in use, so main
+//!   needs the room. The share shrinks, and the key starts again in the
+//!   small FIFO (sending it to main would let a loop longer than the cache
+//!   cycle through main and flush it).
+//!
+//! The share moves by `STEP_PERMILLE` per returning key, between
+//! `MIN_PERMILLE` and `MAX_PERMILLE` (the paper's fixed 10%), starting at
+//! `START_PERMILLE`. Nothing is allocated until the shard first evicts;
+//! then 2 bytes per four resident entries for each table.
+
+/// Fingerprint slots per resident entry of the shard: one in `DIVISOR`.
+const DIVISOR: usize = 4;
+
+/// The small FIFO's share of a tenant queue's weight, in permille: where
+/// it starts, its bounds, and how far one returning key moves it.
+const START_PERMILLE: u32 = 30;
+const MIN_PERMILLE: u32 = 10;
+const MAX_PERMILLE: u32 = 100;
+const STEP_PERMILLE: u32 = 1;
+
+/// Fingerprints of recently evicted hashes in a direct-mapped table.
+#[derive(Debug, Default)]
+struct Fingerprints {
+    slots: Vec<u16>,
+}
+
+impl Fingerprints {
+    /// The high half of the hash (the low half picks the slot); never 0,
+    /// which marks an empty slot.
+    fn fingerprint(hash: u32) -> u16 {
+        (hash >> 16) as u16 | 1
+    }
+
+    /// Remembers a hash, first growing the table to about a quarter of
+    /// `resident` slots if it is smaller.
+    fn remember(&mut self, hash: u32, resident: usize) {
+        let want = (resident / DIVISOR).max(16).next_power_of_two();
+        if self.slots.len() < want {
+            // Growing rehomes every fingerprint; forgetting them is cheaper
+            // and costs only a few misjudged returns.
+            self.slots = vec![0; want];
+        }
+        let mask = self.slots.len() - 1;
+        self.slots[hash as usize & mask] = Self::fingerprint(hash);
+    }
+
+    /// Whether `hash` is remembered; forgets it if so.
+    fn take(&mut self, hash: u32) -> bool {
+        if self.slots.is_empty() {
+            return false;
+        }
+        let mask = self.slots.len() - 1;
+        let slot = &mut self.slots[hash as usize & mask];
+        if *slot == Self::fingerprint(hash) {
+            *slot = 0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// A shard's memory of evicted keys and the small FIFO's current share.
+#[derive(Debug)]
+pub(crate) struct Ghost {
+    from_small: Fingerprints,
+    from_main: Fingerprints,
+    small_permille: u32,
+}
+
+impl Default for Ghost {
+    fn default() -> Self {
+        Self {
+            from_small: Fingerprints::default(),
+            from_main: Fingerprints::default(),
+            small_permille: START_PERMILLE,
+        }
+    }
+}
+
+impl Ghost {
+    /// The small FIFO's share of a tenant queue's weight, in permille.
+    pub(crate) fn small_permille(&self) -> u64 {
+        u64::from(self.small_permille)
+    }
+
+    /// Remembers a key evicted from a small FIFO without being used.
+    pub(crate) fn evicted_from_small(&mut self, hash: u32, resident: usize) {
+        self.from_small.remember(hash, resident);
+    }
+
+    /// Remembers a key evicted from main.
+    pub(crate) fn evicted_from_main(&mut self, hash: u32, resident: usize) {
+        self.from_main.remember(hash, resident);
+    }
+
+    /// Called for a key about to be inserted: adapts the small FIFO's share
+    /// if the key was evicted recently, and says whether it goes straight
+    /// to main.
+    pub(crate) fn admit_to_main(&mut self, hash: u32) -> bool {
+        if self.from_small.take(hash) {
+            self.small_permille = (self.small_permille + STEP_PERMILLE).min(MAX_PERMILLE);
+            return true;
+        }
+        if self.from_main.take(hash) {
+            self.small_permille = self
+                .small_permille
+                .saturating_sub(STEP_PERMILLE)
+                .max(MIN_PERMILLE);
+        }
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprints_remember_until_taken() {
+        let (a, b) = (0x0001_002a, 0x0002_002a); // same slot, other fingerprints
+        let mut f = Fingerprints::default();
+        assert!(!f.take(a), "an empty table remembers nothing");
+        f.remember(a, 100);
+        assert_eq!(f.slots.len(), 32, "a quarter of 100, rounded up");
+        assert!(!f.take(b), "another hash in the same slot");
+        assert!(f.take(a));
+        assert!(!f.take(a), "taken once");
+    }
+
+    #[test]
+    fn a_key_back_from_small_goes_to_main_and_grows_the_small_share() {
+        let mut g = Ghost::default();
+        g.evicted_from_small(7, 1000);
+        assert!(g.admit_to_main(7));
+        assert_eq!(
+            g.small_permille(),
+            u64::from(START_PERMILLE + STEP_PERMILLE)
+        );
+        assert!(!g.admit_to_main(7), "forgotten once back");
+        assert!(!g.admit_to_main(8), "never evicted");
+        assert_eq!(
+            g.small_permille(),
+            u64::from(START_PERMILLE + STEP_PERMILLE)
+        );
+    }
+
+    #[test]
+    fn a_key_back_from_main_starts_in_small_and_shrinks_the_small_share() {
+        let mut g = Ghost::default();
+        g.evicted_from_main(7, 1000);
+        assert!(!g.admit_to_main(7));
+        assert_eq!(
+            g.small_permille(),
+            u64::from(START_PERMILLE - STEP_PERMILLE)
+        );
+    }
+
+    #[test]
+    fn the_small_share_stays_within_its_bounds() {
+        let mut g = Ghost::default();
+        for key in 0..1000 {
+            g.evicted_from_small(key, 1 << 16);
+            assert!(g.admit_to_main(key));
+        }
+        assert_eq!(g.small_permille(), u64::from(MAX_PERMILLE));
+        for key in 0..1000 {
+            g.evicted_from_main(key, 1 << 16);
+            assert!(!g.admit_to_main(key));
+        }
+        assert_eq!(g.small_permille(), u64::from(MIN_PERMILLE));
+    }
+}
