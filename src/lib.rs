@@ -11,9 +11,10 @@
 //!   run one loader per missing key however many callers ask, with
 //!   deadlines, retry, fallbacks and stale-if-error; panics and recursive
 //!   loads never hang anyone. See [the loading rules](Tenant#loading).
-//! - **Scan-resistant eviction.** S3-FIFO queues per tenant, with a ghost
-//!   of recent evictions; capacity is shared by all shards, so the cache
-//!   fills to its capacity however keys spread.
+//! - **Scan-resistant eviction.** S3-FIFO queues per tenant, with ghosts of
+//!   recent evictions that adapt the small FIFO's size the way ARC adapts
+//!   its lists; capacity is shared by all shards, so the cache fills to its
+//!   capacity however keys spread.
 //! - **Hits scale with cores.** A hit takes a per-thread reader slot of its
 //!   shard's lock, writes nothing other threads write, allocates nothing
 //!   and hashes the key once.
