@@ -201,7 +201,7 @@ impl<K, V> Inner<K, V> {
     fn reclaim(&self, shard: &mut ShardData<K, V>, now: u64, out: &mut Removals<K, V>) {
         let start = out.len();
         shard.reclaim_dead(RECLAIM_BUDGET, now, self.registry.deaths(), out);
-        for r in out.from(start) {
+        for r in out.since(start) {
             self.account(r);
         }
     }

@@ -32,7 +32,7 @@ impl<K, V> Removals<K, V> {
     }
 
     /// The entries from the `start`-th on, in the order they were pushed.
-    pub(crate) fn from(&self, start: usize) -> impl Iterator<Item = &Removed<K, V>> {
+    pub(crate) fn since(&self, start: usize) -> impl Iterator<Item = &Removed<K, V>> {
         self.first.iter().chain(&self.rest).skip(start)
     }
 }
@@ -52,7 +52,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn entries_come_back_in_push_order_and_from_skips() {
+    fn entries_come_back_in_push_order_and_since_skips() {
         let registry = crate::registry::Registry::new();
         let tenant = registry.acquire(crate::tenant_id::TenantKey::from("a"));
         let generation = tenant.generation().expect("a new tenant has a generation");
@@ -70,7 +70,7 @@ mod tests {
             out.push(removed(key));
         }
         assert_eq!(out.len(), 4);
-        let tail: Vec<u32> = out.from(1).map(|r| r.key).collect();
+        let tail: Vec<u32> = out.since(1).map(|r| r.key).collect();
         assert_eq!(tail, [1, 2, 3]);
         let all: Vec<u32> = out.into_iter().map(|r| r.key).collect();
         assert_eq!(all, [0, 1, 2, 3]);
