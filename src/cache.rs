@@ -4,7 +4,7 @@
 use std::borrow::Borrow;
 use std::fmt;
 use std::hash::Hash;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,6 +12,7 @@ use crossbeam_utils::CachePadded;
 
 use crate::builder::CacheBuilder;
 use crate::clock::Time;
+use crate::ledger::{Ledger, Totals};
 use crate::listener::RemovalCause;
 use crate::load::flight::Flight;
 use crate::load::LoadDefaults;
@@ -56,8 +57,10 @@ pub(crate) struct Inner<K, V> {
     pub(crate) name: Arc<str>,
     #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
     pub(crate) metrics_per_tenant: bool,
-    weighted_size: AtomicU64,
-    entry_count: AtomicU64,
+    /// Written by inserts and evictions that do not cancel out; on lines of
+    /// their own so those writes do not slow down hits, which read the
+    /// fields around them.
+    totals: CachePadded<Totals>,
     pub(crate) registry: Registry,
     pub(crate) load: LoadDefaults,
     /// Whether entries need timestamps (TTL or refresh).
@@ -99,8 +102,7 @@ impl<K, V> Inner<K, V> {
             time: c.time,
             name: Arc::from(c.name),
             metrics_per_tenant: c.metrics_per_tenant,
-            weighted_size: AtomicU64::new(0),
-            entry_count: AtomicU64::new(0),
+            totals: CachePadded::new(Totals::default()),
             registry: Registry::new(),
             load: c.load,
             track_times,
@@ -113,11 +115,16 @@ impl<K, V> Inner<K, V> {
     }
 
     pub(crate) fn weighted_size(&self) -> u64 {
-        self.weighted_size.load(Relaxed)
+        self.totals.weight.load(Relaxed)
     }
 
     pub(crate) fn entry_count(&self) -> u64 {
-        self.entry_count.load(Relaxed)
+        self.totals.entries.load(Relaxed)
+    }
+
+    /// A ledger of the cache's totals, netting `generation`'s counts too.
+    fn ledger<'a>(&'a self, generation: Option<&'a Generation>) -> Ledger<'a> {
+        Ledger::new(&self.totals, generation)
     }
 
     /// The hash of `(generation, key)`: the key hashed once with the
@@ -156,11 +163,11 @@ impl<K, V> Inner<K, V> {
         })
     }
 
-    /// Takes a removed entry out of the cache-wide totals and counts it.
-    fn account(&self, r: &Removed<K, V>) {
+    /// Takes a removed entry out of the counts (through the write's ledger)
+    /// and counts why it left.
+    fn account(&self, r: &Removed<K, V>, ledger: &mut Ledger<'_>) {
         if r.counted {
-            self.weighted_size.fetch_sub(r.weight, Relaxed);
-            self.entry_count.fetch_sub(1, Relaxed);
+            ledger.removed(&r.generation, r.weight);
         }
         let tenant = &r.generation.tenant;
         match r.why {
@@ -198,11 +205,16 @@ impl<K, V> Inner<K, V> {
         self.registry.new_generation(state);
     }
 
+    /// Reclaims a few entries of dead generations (never the generation a
+    /// write is for, so they are counted out on a ledger of their own).
     fn reclaim(&self, shard: &mut ShardData<K, V>, now: u64, out: &mut Removals<K, V>) {
         let start = out.len();
         shard.reclaim_dead(RECLAIM_BUDGET, now, self.registry.deaths(), out);
-        for r in out.since(start) {
-            self.account(r);
+        if out.len() > start {
+            let mut ledger = self.ledger(None);
+            for r in out.since(start) {
+                self.account(r, &mut ledger);
+            }
         }
     }
 }
@@ -294,7 +306,7 @@ impl<K: Hash + Eq, V> Inner<K, V> {
         let now = self.write_stamp(ttl);
         let times = self.times_for(ttl, now);
         let mut out = Removals::new();
-        let (guard, shard, generation) = loop {
+        let (guard, shard, generation, replaced) = loop {
             let tid = match from {
                 Store::Insert => state.tid(),
                 Store::Load(flight) => flight.tid,
@@ -310,27 +322,31 @@ impl<K: Hash + Eq, V> Inner<K, V> {
             }
             self.reclaim(&mut g, now, &mut out);
             match g.upsert(state, tid, hash as u32, key, value, weight, times, now) {
-                Upsert::Inserted(generation) => {
-                    self.entry_count.fetch_add(1, Relaxed);
-                    self.weighted_size.fetch_add(w, Relaxed);
-                    break (g, shard, generation);
-                }
-                Upsert::Replaced(generation, old) => {
-                    self.weighted_size.fetch_add(w, Relaxed);
-                    self.weighted_size.fetch_sub(old.weight, Relaxed);
-                    self.account(&old);
-                    out.push(old);
-                    break (g, shard, generation);
-                }
+                Upsert::Inserted(generation) => break (g, shard, generation, None),
+                Upsert::Replaced(generation, old) => break (g, shard, generation, Some(old)),
                 Upsert::Stale(k, v) => match from {
                     // The tenant was invalidated after this load started.
-                    Store::Load(_) => return false,
+                    Store::Load(_) => {
+                        drop(g);
+                        self.finish(out);
+                        return false;
+                    }
                     Store::Insert => (key, value) = (k, v),
                 },
             }
         };
+        let mut ledger = self.ledger(Some(&generation));
+        match replaced {
+            None => ledger.added(w),
+            Some(old) => {
+                ledger.reweighed(old.weight, w);
+                self.account(&old, &mut ledger);
+                out.push(old);
+            }
+        }
         state.tally(Tally::Insert);
-        self.enforce(shard, guard, &generation, now, &mut out);
+        self.enforce(shard, guard, &generation, &mut ledger, now, &mut out);
+        drop(ledger);
         self.finish(out);
         true
     }
@@ -358,7 +374,7 @@ impl<K: Hash + Eq, V> Inner<K, V> {
             if !superseded {
                 if let Ok(Some(mut old)) = g.remove(state, hash as u32, tid, &key) {
                     old.why = Why::Replaced;
-                    self.account(&old);
+                    self.account(&old, &mut self.ledger(None));
                     out.push(old);
                 }
             }
@@ -386,21 +402,51 @@ impl<K: Hash + Eq, V> Inner<K, V> {
 
     /// Brings the tenant back under its cap (evicting only its own
     /// entries) and the cache under `max_capacity`, starting in the shard
-    /// just written and holding one shard lock at a time.
+    /// just written and holding one shard lock at a time; settles the
+    /// write's ledger.
+    ///
+    /// Two rounds: the first counts this write's own insert as pending.
+    /// Once that is settled, inserts that other threads settled meanwhile
+    /// may leave the cache over a cap; whichever writer settles last sees
+    /// them all and evicts the excess in the second round, which only
+    /// removes.
     fn enforce<'a>(
         &'a self,
         mut shard: usize,
         mut guard: WriteGuard<'a, ShardData<K, V>>,
         generation: &Generation,
+        ledger: &mut Ledger<'_>,
         now: u64,
         out: &mut Removals<K, V>,
     ) {
+        for _ in 0..2 {
+            (shard, guard) = self.evict_over_caps(shard, guard, generation, ledger, now, out);
+            ledger.settle();
+            if generation.weight() <= self.tenant_capacity
+                && self.weighted_size() <= self.max_capacity
+            {
+                return;
+            }
+        }
+    }
+
+    /// Evicts until the ledger's view of the tenant and of the cache is
+    /// within their caps, or nothing is left to evict.
+    fn evict_over_caps<'a>(
+        &'a self,
+        mut shard: usize,
+        mut guard: WriteGuard<'a, ShardData<K, V>>,
+        generation: &Generation,
+        ledger: &mut Ledger<'_>,
+        now: u64,
+        out: &mut Removals<K, V>,
+    ) -> (usize, WriteGuard<'a, ShardData<K, V>>) {
         let n = self.shards.len();
         let mut fruitless = 0;
-        while generation.weight() > self.tenant_capacity && fruitless < n {
+        while ledger.own_weight() > self.tenant_capacity && fruitless < n {
             match guard.evict_tenant(generation.tid, now) {
                 Some(r) => {
-                    self.account(&r);
+                    self.account(&r, ledger);
                     out.push(r);
                     fruitless = 0;
                 }
@@ -413,10 +459,10 @@ impl<K: Hash + Eq, V> Inner<K, V> {
             }
         }
         fruitless = 0;
-        while self.weighted_size.load(Relaxed) > self.max_capacity && fruitless < n {
+        while ledger.total_weight() > self.max_capacity && fruitless < n {
             match guard.evict_one(now, self.registry.deaths()) {
                 Some(r) => {
-                    self.account(&r);
+                    self.account(&r, ledger);
                     out.push(r);
                     fruitless = 0;
                 }
@@ -428,6 +474,7 @@ impl<K: Hash + Eq, V> Inner<K, V> {
                 }
             }
         }
+        (shard, guard)
     }
 
     pub(crate) fn invalidate<Q>(&self, state: &TenantState, key: &Q) -> bool
@@ -437,6 +484,7 @@ impl<K: Hash + Eq, V> Inner<K, V> {
     {
         let now = self.time.now_stamp();
         let mut out = Removals::new();
+        let mut ledger = self.ledger(None);
         let removed = loop {
             let tid = state.tid();
             let hash = self.hash(tid, key);
@@ -448,9 +496,10 @@ impl<K: Hash + Eq, V> Inner<K, V> {
         };
         let found = removed.is_some();
         if let Some(r) = removed {
-            self.account(&r);
+            self.account(&r, &mut ledger);
             out.push(r);
         }
+        drop(ledger);
         self.finish(out);
         found
     }

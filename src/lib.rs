@@ -51,6 +51,7 @@ mod builder;
 mod cache;
 mod clock;
 mod ghost;
+mod ledger;
 mod listener;
 mod load;
 #[cfg(feature = "metrics")]

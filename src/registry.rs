@@ -121,14 +121,10 @@ impl Generation {
         self.weight.load(Relaxed)
     }
 
-    pub(crate) fn add_entry(&self, weight: u64) {
-        self.entries.fetch_add(1, Relaxed);
-        self.weight.fetch_add(weight, Relaxed);
-    }
-
-    pub(crate) fn remove_entry(&self, weight: u64) {
-        self.entries.fetch_sub(1, Relaxed);
-        self.weight.fetch_sub(weight, Relaxed);
+    /// Adds signed changes to the entry count and weight (see `ledger`).
+    pub(crate) fn adjust(&self, entries: i64, weight: i64) {
+        crate::ledger::apply(&self.entries, entries);
+        crate::ledger::apply(&self.weight, weight);
     }
 
     pub(crate) fn reweigh(&self, old: u64, new: u64) {

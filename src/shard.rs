@@ -40,9 +40,10 @@ pub(crate) struct Removed<K, V> {
     pub(crate) value: V,
     pub(crate) weight: u64,
     pub(crate) why: Why,
-    /// Whether the cache's totals still count it (false for a replaced
+    /// Whether the cache's totals and its generation's entry count still
+    /// include it, so the caller must count it out (false for a replaced
     /// value, whose weight the insert accounts itself, and for a value
-    /// refused at the door).
+    /// refused at the door). Shards keep only their own counts.
     pub(crate) counted: bool,
 }
 
@@ -55,7 +56,9 @@ fn table_hash(h: u32) -> u64 {
 
 /// What an insert did.
 pub(crate) enum Upsert<K, V> {
-    /// A new entry; its generation is returned for cap enforcement.
+    /// A new entry, which the caller counts into the cache's and its
+    /// generation's totals; the generation is returned for that and for cap
+    /// enforcement.
     Inserted(Arc<Generation>),
     /// The key was present; the old value is in `Removed` (weight = old).
     Replaced(Arc<Generation>, Removed<K, V>),
@@ -327,7 +330,6 @@ impl<K, V> ShardData<K, V> {
         self.table
             .insert_unique(table_hash(hash), idx, |&i| table_hash(slab.get(i).hash));
         self.weight += w;
-        generation.add_entry(w);
         Upsert::Inserted(generation)
     }
 
@@ -364,7 +366,6 @@ impl<K, V> ShardData<K, V> {
         let q = &mut self.queues.list[pos];
         q.list(entry.queue).weight -= weight;
         let generation = q.generation.clone();
-        generation.remove_entry(weight);
         self.weight -= weight;
         self.tombstones += 1;
         self.maybe_compact();
@@ -430,7 +431,6 @@ impl<K, V> ShardData<K, V> {
             unreachable!("evicted slot {idx} held no entry");
         };
         let generation = self.queues.list[pos].generation.clone();
-        generation.remove_entry(weight);
         self.weight -= weight;
         self.queues.remove_if_empty(pos);
         generation.unlink();

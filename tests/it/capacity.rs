@@ -55,6 +55,50 @@ fn concurrent_inserts_stay_within_capacity_beyond_entries_in_flight() {
 }
 
 #[test]
+fn concurrent_writers_of_one_tenant_leave_it_within_its_cap_with_exact_counts() {
+    const THREADS: u64 = 4;
+    const CAP: u64 = 300;
+    let cache: Cache<u64, u64> = Cache::builder()
+        .max_capacity(1_000)
+        .tenant_capacity(CAP)
+        .shards(4)
+        .build();
+    let threads: Vec<_> = (0..THREADS)
+        .map(|n| {
+            let cache = cache.clone();
+            thread::spawn(move || {
+                let (hot, other) = (cache.tenant("hot"), cache.tenant(n));
+                for i in 0..20_000 {
+                    hot.insert(n * 1_000_000 + i, i);
+                    if i % 4 == 0 {
+                        other.insert(i, i);
+                    }
+                    if i % 97 == 0 {
+                        hot.invalidate(&(n * 1_000_000 + i / 2));
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let hot = cache.tenant("hot");
+    assert!(
+        hot.weighted_size() <= CAP,
+        "{} > {CAP}",
+        hot.weighted_size()
+    );
+    assert!(hot.weighted_size() > CAP / 2, "the tenant kept filling");
+    assert!(cache.weighted_size() <= 1_000);
+    // Every insert and eviction was counted once: the tenants' counts add
+    // up to the cache's, and `validate` checks those against the shards.
+    let per_tenant: u64 = (0..THREADS).map(|n| cache.tenant(n).entry_count()).sum();
+    assert_eq!(per_tenant + hot.entry_count(), cache.entry_count());
+    cache.validate();
+}
+
+#[test]
 fn a_tenant_over_its_cap_evicts_only_its_own_entries() {
     let (builder, heard) = recording(
         Cache::<u64, u64>::builder()
