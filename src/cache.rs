@@ -413,14 +413,32 @@ impl<K: Hash + Eq, V> Inner<K, V> {
     fn enforce<'a>(
         &'a self,
         mut shard: usize,
-        mut guard: WriteGuard<'a, ShardData<K, V>>,
+        guard: WriteGuard<'a, ShardData<K, V>>,
         generation: &Generation,
         ledger: &mut Ledger<'_>,
         now: u64,
         out: &mut Removals<K, V>,
     ) {
+        let mut guard = Some(guard);
         for _ in 0..2 {
-            (shard, guard) = self.evict_over_caps(shard, guard, generation, ledger, now, out);
+            let cap = self.tenant_capacity;
+            self.evict_while(
+                &mut shard,
+                &mut guard,
+                ledger,
+                out,
+                |l| l.own_weight() > cap,
+                |g| g.evict_tenant(generation.tid, now),
+            );
+            let deaths = self.registry.deaths();
+            self.evict_while(
+                &mut shard,
+                &mut guard,
+                ledger,
+                out,
+                |l| l.total_weight() > self.max_capacity,
+                |g| g.evict_one(now, deaths),
+            );
             ledger.settle();
             if generation.weight() <= self.tenant_capacity
                 && self.weighted_size() <= self.max_capacity
@@ -430,51 +448,37 @@ impl<K: Hash + Eq, V> Inner<K, V> {
         }
     }
 
-    /// Evicts until the ledger's view of the tenant and of the cache is
-    /// within their caps, or nothing is left to evict.
-    fn evict_over_caps<'a>(
+    /// Evicts with `evict` while `over` says the ledger's view is over a
+    /// cap, moving to the next shard when one has nothing to give and
+    /// giving up after a lap of shards that had nothing. `guard` is always
+    /// `Some` between calls; it is `None` only while changing shards, so
+    /// two shard locks are never held at once.
+    fn evict_while<'a>(
         &'a self,
-        mut shard: usize,
-        mut guard: WriteGuard<'a, ShardData<K, V>>,
-        generation: &Generation,
+        shard: &mut usize,
+        guard: &mut Option<WriteGuard<'a, ShardData<K, V>>>,
         ledger: &mut Ledger<'_>,
-        now: u64,
         out: &mut Removals<K, V>,
-    ) -> (usize, WriteGuard<'a, ShardData<K, V>>) {
-        let n = self.shards.len();
+        over: impl Fn(&Ledger<'_>) -> bool,
+        mut evict: impl FnMut(&mut ShardData<K, V>) -> Option<Removed<K, V>>,
+    ) {
         let mut fruitless = 0;
-        while ledger.own_weight() > self.tenant_capacity && fruitless < n {
-            match guard.evict_tenant(generation.tid, now) {
+        while over(ledger) && fruitless < self.shards.len() {
+            let Some(g) = guard.as_mut() else { return };
+            match evict(g) {
                 Some(r) => {
                     self.account(&r, ledger);
                     out.push(r);
                     fruitless = 0;
                 }
                 None => {
-                    drop(guard);
-                    shard = (shard + 1) & self.shard_mask;
-                    guard = self.shards[shard].write();
+                    *guard = None;
+                    *shard = (*shard + 1) & self.shard_mask;
+                    *guard = Some(self.shards[*shard].write());
                     fruitless += 1;
                 }
             }
         }
-        fruitless = 0;
-        while ledger.total_weight() > self.max_capacity && fruitless < n {
-            match guard.evict_one(now, self.registry.deaths()) {
-                Some(r) => {
-                    self.account(&r, ledger);
-                    out.push(r);
-                    fruitless = 0;
-                }
-                None => {
-                    drop(guard);
-                    shard = (shard + 1) & self.shard_mask;
-                    guard = self.shards[shard].write();
-                    fruitless += 1;
-                }
-            }
-        }
-        (shard, guard)
     }
 
     pub(crate) fn invalidate<Q>(&self, state: &TenantState, key: &Q) -> bool
