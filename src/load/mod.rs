@@ -136,10 +136,18 @@ where
     /// assert_eq!(t.get_with(1, || "one".to_string()), "one");
     /// assert_eq!(t.get_with(1, || unreachable!()), "one");
     /// ```
+    #[inline]
     pub fn get_with(&self, key: K, init: impl FnOnce() -> V) -> V {
         if let Some(v) = self.plain_hit(&key) {
             return v;
         }
+        self.get_with_miss(key, init)
+    }
+
+    /// `get_with` past its hit check, kept out of line so that a hit
+    /// costs what a `get` costs.
+    #[inline(never)]
+    fn get_with_miss(&self, key: K, init: impl FnOnce() -> V) -> V {
         let mut init = Some(init);
         let policy = Policy {
             timeout: None,
@@ -181,6 +189,7 @@ where
     /// let err = t.try_get_with(8, |_| Err("backend down")).unwrap_err();
     /// assert!(matches!(err, LoadError::Failed(e) if *e == "backend down"));
     /// ```
+    #[inline]
     pub fn try_get_with<E, F>(&self, key: K, loader: F) -> Result<V, LoadError<E>>
     where
         E: Send + Sync + 'static,
