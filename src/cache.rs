@@ -665,7 +665,9 @@ impl<K, V> Cache<K, V> {
     }
 
     /// Entries resident, over all tenants. Entries dropped by
-    /// `invalidate_all` count until the cache reclaims them.
+    /// `invalidate_all` count until the cache reclaims them. Exact once
+    /// writes have returned; a write in progress adds its changes when it
+    /// finishes.
     pub fn entry_count(&self) -> u64 {
         self.inner.entry_count()
     }
