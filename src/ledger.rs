@@ -11,7 +11,7 @@
 //! Capacity checks read the shared counter plus this write's pending
 //! change, so a write sees its own insert. Another thread's pending insert
 //! is not visible until it settles; the writer that settles last sees every
-//! settled insert and evicts the excess (see `Inner::store`), so no excess
+//! settled insert and evicts the excess (see `Inner::enforce`), so no excess
 //! outlives the write that caused it.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
