@@ -59,11 +59,13 @@ impl<'a> Ledger<'a> {
         self.own_weight += weight as i64;
     }
 
-    /// A resident entry's weight changed from `old` to `new` (the
-    /// generation's own weight is updated by the shard).
+    /// A resident entry of the ledger's generation changed weight from
+    /// `old` to `new`.
     #[inline]
     pub(crate) fn reweighed(&mut self, old: u64, new: u64) {
-        self.weight += new as i64 - old as i64;
+        let change = new as i64 - old as i64;
+        self.weight += change;
+        self.own_weight += change;
     }
 
     /// An entry of `generation` left the cache.

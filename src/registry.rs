@@ -126,11 +126,6 @@ impl Generation {
         crate::ledger::apply(&self.entries, entries);
         crate::ledger::apply(&self.weight, weight);
     }
-
-    pub(crate) fn reweigh(&self, old: u64, new: u64) {
-        self.weight.fetch_add(new, Relaxed);
-        self.weight.fetch_sub(old, Relaxed);
-    }
 }
 
 /// Everything the cache keeps about one tenant.

@@ -60,7 +60,8 @@ pub(crate) enum Upsert<K, V> {
     /// generation's totals; the generation is returned for that and for cap
     /// enforcement.
     Inserted(Arc<Generation>),
-    /// The key was present; the old value is in `Removed` (weight = old).
+    /// The key was present; the old value is in `Removed` (weight = old),
+    /// and the caller counts the change of weight.
     Replaced(Arc<Generation>, Removed<K, V>),
     /// The tenant's generation changed under us (a concurrent
     /// `invalidate_all`); retry with the current one.
@@ -283,7 +284,6 @@ impl<K, V> ShardData<K, V> {
             let list = self.queues.list[pos].list(queue);
             list.weight = list.weight - old_weight + new_weight;
             self.weight = self.weight - old_weight + new_weight;
-            generation.reweigh(old_weight, new_weight);
             let why = if was_expired {
                 Why::Expired
             } else {
