@@ -420,7 +420,7 @@ impl<K: Hash + Eq, V> Inner<K, V> {
         out: &mut Removals<K, V>,
     ) {
         let mut guard = Some(guard);
-        for _ in 0..2 {
+        for round in 0..2 {
             let cap = self.tenant_capacity;
             self.evict_while(
                 &mut shard,
@@ -439,6 +439,7 @@ impl<K: Hash + Eq, V> Inner<K, V> {
                 |l| l.total_weight() > self.max_capacity,
                 |g| g.evict_one(now, deaths),
             );
+            pause_before_settle(round);
             ledger.settle();
             if generation.weight() <= self.tenant_capacity
                 && self.weighted_size() <= self.max_capacity
@@ -719,5 +720,120 @@ impl<K: Hash + Eq, V> Cache<K, V> {
     #[doc(hidden)]
     pub fn validate(&self) {
         self.inner.validate();
+    }
+}
+
+/// Where a test makes writers meet between their capacity check and their
+/// settle (see `tests`); nothing outside unit tests.
+#[cfg(any(not(test), loom))]
+#[inline(always)]
+fn pause_before_settle(_round: u32) {}
+
+#[cfg(all(test, not(loom)))]
+use tests::pause_before_settle;
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::cell::RefCell;
+    use std::sync::{Arc, Condvar, Mutex};
+    use std::time::{Duration, Instant};
+
+    use super::Cache;
+
+    thread_local! {
+        /// What this thread runs before its writes' first settle.
+        static BEFORE_SETTLE: RefCell<Option<Box<dyn FnMut()>>> = RefCell::new(None);
+    }
+
+    pub(super) fn pause_before_settle(round: u32) {
+        if round == 0 {
+            BEFORE_SETTLE.with(|hook| {
+                if let Some(hook) = hook.borrow_mut().as_mut() {
+                    hook();
+                }
+            });
+        }
+    }
+
+    /// Lets `parties` threads wait for each other, for at most `limit`;
+    /// counts who arrived.
+    struct Meeting {
+        arrived: Mutex<usize>,
+        all_here: Condvar,
+        parties: usize,
+        limit: Duration,
+    }
+
+    impl Meeting {
+        fn attend(&self) {
+            let deadline = Instant::now() + self.limit;
+            let mut arrived = self.arrived.lock().unwrap();
+            *arrived += 1;
+            self.all_here.notify_all();
+            while *arrived < self.parties {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return;
+                }
+                arrived = self.all_here.wait_timeout(arrived, left).unwrap().0;
+            }
+        }
+    }
+
+    /// Two keys of tenant "a" that live in different shards.
+    fn keys_in_two_shards(cache: &Cache<u64, u64>) -> (u64, u64) {
+        let tenant = cache.tenant("a");
+        let shard = |k: u64| (tenant.debug_hash(&k) >> 32) as usize & cache.inner.shard_mask;
+        let first = 0;
+        let second = (1..).find(|&k| shard(k) != shard(first)).unwrap();
+        (first, second)
+    }
+
+    /// Two writers in different shards both check their cap before either
+    /// settles, so each sees only its own insert pending and evicts
+    /// nothing; the one that settles last must find the excess and evict
+    /// it.
+    fn writers_meeting_before_settle_leave(cache: Cache<u64, u64>) -> usize {
+        let (k1, k2) = keys_in_two_shards(&cache);
+        let meeting = Arc::new(Meeting {
+            arrived: Mutex::new(0),
+            all_here: Condvar::new(),
+            parties: 2,
+            limit: Duration::from_secs(5),
+        });
+        std::thread::scope(|s| {
+            for key in [k1, k2] {
+                let (tenant, meeting) = (cache.tenant("a"), Arc::clone(&meeting));
+                s.spawn(move || {
+                    BEFORE_SETTLE.with(|hook| {
+                        *hook.borrow_mut() = Some(Box::new(move || meeting.attend()));
+                    });
+                    tenant.insert(key, key);
+                });
+            }
+        });
+        assert_eq!(
+            *meeting.arrived.lock().unwrap(),
+            2,
+            "both writers reached the pause"
+        );
+        cache.validate();
+        cache.entry_count() as usize
+    }
+
+    #[test]
+    fn writers_that_checked_before_either_settled_leave_the_cache_within_max_capacity() {
+        let cache = Cache::builder().max_capacity(1).shards(2).build();
+        assert_eq!(writers_meeting_before_settle_leave(cache), 1);
+    }
+
+    #[test]
+    fn writers_that_checked_before_either_settled_leave_the_tenant_within_its_cap() {
+        let cache = Cache::builder()
+            .max_capacity(100)
+            .tenant_capacity(1)
+            .shards(2)
+            .build();
+        assert_eq!(writers_meeting_before_settle_leave(cache), 1);
     }
 }
