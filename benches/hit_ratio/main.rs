@@ -19,6 +19,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use policies::Occupancy;
 use traces::{Format, Reference};
 
 /// The policies, in column order.
@@ -32,12 +33,14 @@ struct Job {
     reference: Option<Reference>,
 }
 
-/// One trace's results: `ratios[size][policy]`, in percent.
+/// One trace's results: `ratios[size][policy]`, in percent, and
+/// `held[size]`: how full tenant-cache, quick_cache and moka were.
 struct Outcome {
     job: Job,
     requests: usize,
     unique: usize,
     ratios: Vec<[f64; 6]>,
+    held: Vec<[Occupancy; 3]>,
 }
 
 fn run(job: Job) -> Outcome {
@@ -46,20 +49,24 @@ fn run(job: Job) -> Outcome {
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", job.path.display()));
     let unique = keys.iter().collect::<std::collections::HashSet<_>>().len();
     let pct = |hits: usize| 100.0 * hits as f64 / keys.len().max(1) as f64;
-    let ratios = job
+    let (ratios, held) = job
         .sizes
         .iter()
         .map(|&size| {
-            [
+            let (ours, ours_held) = policies::tenant_cache(&keys, size);
+            let (quick, quick_held) = policies::quick_cache(&keys, size);
+            let (moka, moka_held) = policies::moka(&keys, size);
+            let ratios = [
                 pct(policies::lru(&keys, size)),
                 pct(policies::opt(&keys, size, false)),
                 pct(policies::opt(&keys, size, true)),
-                pct(policies::tenant_cache(&keys, size)),
-                pct(policies::quick_cache(&keys, size)),
-                pct(policies::moka(&keys, size)),
-            ]
+                pct(ours),
+                pct(quick),
+                pct(moka),
+            ];
+            (ratios, [ours_held, quick_held, moka_held])
         })
-        .collect();
+        .unzip();
     eprintln!(
         "{}: {} requests in {:.1?}",
         job.name,
@@ -70,6 +77,7 @@ fn run(job: Job) -> Outcome {
         requests: keys.len(),
         unique,
         ratios,
+        held,
         job,
     }
 }
@@ -98,16 +106,22 @@ fn check(o: &Outcome) -> Vec<String> {
 
 fn table(o: &Outcome) -> String {
     let mut s = format!(
-        "\n### {} ({} requests, {} keys)\n\n| size | {} |\n|---:|{}\n",
+        "\n### {} ({} requests, {} keys)\n\n| size | {} | moka held (mean / peak, × size) |\n|---:|{}---:|\n",
         o.job.name,
         o.requests,
         o.unique,
         POLICIES.join(" | "),
         "---:|".repeat(POLICIES.len())
     );
-    for (size, row) in o.job.sizes.iter().zip(&o.ratios) {
+    for ((size, row), held) in o.job.sizes.iter().zip(&o.ratios).zip(&o.held) {
         let cells: Vec<String> = row.iter().map(|r| format!("{r:.2}")).collect();
-        let _ = writeln!(s, "| {size} | {} |", cells.join(" | "));
+        let _ = writeln!(
+            s,
+            "| {size} | {} | {:.2} / {:.2} |",
+            cells.join(" | "),
+            held[2].mean,
+            held[2].peak
+        );
     }
     s
 }
@@ -141,6 +155,47 @@ fn summary(outcomes: &[Outcome]) -> String {
         worst,
         behind
     );
+    let peak = |cache: usize| {
+        outcomes
+            .iter()
+            .flat_map(|o| &o.held)
+            .map(|h| h[cache].peak)
+            .fold(0.0, f64::max)
+    };
+    let _ = writeln!(
+        s,
+        "\nMost entries held at once on any row, as a multiple of the size: \
+         tenant-cache {:.2}, quick_cache {:.2}, moka {:.2}.",
+        peak(0),
+        peak(1),
+        peak(2)
+    );
+    // A cache that never holds more than its size cannot beat Belady's MIN
+    // (OPT); a peer that does held more.
+    let above_opt: Vec<String> = outcomes
+        .iter()
+        .flat_map(|o| {
+            o.job
+                .sizes
+                .iter()
+                .zip(&o.ratios)
+                .map(move |(size, r)| (o, size, r))
+        })
+        .filter(|(_, _, r)| r[4] > r[1] || r[5] > r[1])
+        .map(|(o, size, r)| {
+            format!(
+                "{} at {size} (OPT {:.2}, quick_cache {:.2}, moka {:.2})",
+                o.job.name, r[1], r[4], r[5]
+            )
+        })
+        .collect();
+    if !above_opt.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nAbove OPT, so holding more entries than the size: {}.",
+            above_opt.join("; ")
+        );
+    }
     s
 }
 

@@ -3,41 +3,91 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-/// Hits of a single-threaded replay: `get`; on a miss, `insert`.
+/// How many entries a cache held during a replay, as multiples of its
+/// size: the mean and the peak over evenly spaced samples.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Occupancy {
+    pub mean: f64,
+    pub peak: f64,
+}
+
+/// Samples of occupancy taken per replay: enough to see the peaks, few
+/// enough that counting 100k entries each time stays cheap.
+const OCCUPANCY_SAMPLES: usize = 1024;
+
+/// A single-threaded replay (`get`; on a miss, `insert`): the hits, and
+/// what `held` said the cache held, sampled evenly.
 pub fn replay(
     keys: &[u64],
+    size: usize,
     mut get: impl FnMut(u64) -> bool,
     mut insert: impl FnMut(u64),
-) -> usize {
-    let mut hits = 0;
-    for &k in keys {
+    held: impl Fn() -> usize,
+) -> (usize, Occupancy) {
+    let every = (keys.len() / OCCUPANCY_SAMPLES).max(1);
+    let (mut hits, mut total, mut peak, mut samples) = (0, 0, 0, 0);
+    for (i, &k) in keys.iter().enumerate() {
         if get(k) {
             hits += 1;
         } else {
             insert(k);
         }
+        if i % every == every - 1 {
+            let n = held();
+            total += n;
+            peak = peak.max(n);
+            samples += 1;
+        }
     }
-    hits
+    let of_size = |n: f64| n / size.max(1) as f64;
+    let occupancy = Occupancy {
+        mean: of_size(total as f64 / f64::from(samples.max(1))),
+        peak: of_size(peak as f64),
+    };
+    (hits, occupancy)
 }
 
-pub fn tenant_cache(keys: &[u64], size: usize) -> usize {
+pub fn tenant_cache(keys: &[u64], size: usize) -> (usize, Occupancy) {
     let mut builder = tenant_cache::Cache::builder().max_capacity(size as u64);
     if let Some(shards) = std::env::var("SHARDS").ok().and_then(|s| s.parse().ok()) {
         builder = builder.shards(shards);
     }
     let cache: tenant_cache::Cache<u64, ()> = builder.build();
     let t = cache.tenant("trace");
-    replay(keys, |k| t.get(&k).is_some(), |k| t.insert(k, ()))
+    replay(
+        keys,
+        size,
+        |k| t.get(&k).is_some(),
+        |k| t.insert(k, ()),
+        || cache.entry_count() as usize,
+    )
 }
 
-pub fn quick_cache(keys: &[u64], size: usize) -> usize {
+pub fn quick_cache(keys: &[u64], size: usize) -> (usize, Occupancy) {
     let cache = quick_cache::sync::Cache::<u64, ()>::new(size);
-    replay(keys, |k| cache.get(&k).is_some(), |k| cache.insert(k, ()))
+    replay(
+        keys,
+        size,
+        |k| cache.get(&k).is_some(),
+        |k| cache.insert(k, ()),
+        || cache.len(),
+    )
 }
 
-pub fn moka(keys: &[u64], size: usize) -> usize {
+/// moka with its defaults, as an application would use it. It applies
+/// evictions in batches, so between two batches it holds more entries
+/// than its size; the occupancy shows how many.
+pub fn moka(keys: &[u64], size: usize) -> (usize, Occupancy) {
     let cache = moka::sync::Cache::<u64, ()>::new(size as u64);
-    replay(keys, |k| cache.get(&k).is_some(), |k| cache.insert(k, ()))
+    replay(
+        keys,
+        size,
+        |k| cache.get(&k).is_some(),
+        |k| cache.insert(k, ()),
+        // `entry_count` lags behind the batches; counting the map sees
+        // every entry a `get` could return.
+        || cache.iter().count(),
+    )
 }
 
 /// Least recently used.
