@@ -313,23 +313,30 @@ fn pure_hits(threads: usize) -> String {
 fn get_or_insert(threads: usize) -> String {
     let keys = Zipf::new(1_000_000, 1.0).keys(1 << 22, 12);
     let only = std::env::var("ONLY").ok();
-    let rows: Vec<Row> = ROWS
+    let names: Vec<&'static str> = ROWS
         .iter()
-        .filter(|name| only.as_deref().is_none_or(|o| o == **name))
-        .map(|&name| {
-            let (mut mops, mut hit) = (0.0, 0.0);
-            for _ in 0..3 {
-                let c = make(name, 100_000);
-                let (m, h) = run_threads(&*c, threads, &keys, 1 << 22, true);
-                if m > mops {
-                    (mops, hit) = (m, h);
-                }
+        .copied()
+        .filter(|name| only.as_deref().is_none_or(|o| o == *name))
+        .collect();
+    // Rounds over all caches in turn, as for (a), each on a fresh cache;
+    // the best round per cache (and that round's hit ratio) is reported.
+    let mut best = vec![(0.0f64, 0.0f64); names.len()];
+    for _ in 0..3 {
+        for (name, best) in names.iter().zip(best.iter_mut()) {
+            let c = make(name, 100_000);
+            let (mops, hit) = run_threads(&*c, threads, &keys, 1 << 22, true);
+            if mops > best.0 {
+                *best = (mops, hit);
             }
-            Row {
-                name,
-                mops,
-                extra: format!("{:.2}%", 100.0 * hit),
-            }
+        }
+    }
+    let rows: Vec<Row> = names
+        .iter()
+        .zip(best)
+        .map(|(&name, (mops, hit))| Row {
+            name,
+            mops,
+            extra: format!("{:.2}%", 100.0 * hit),
         })
         .collect();
     ratio_table(
