@@ -836,4 +836,29 @@ mod tests {
             .build();
         assert_eq!(writers_meeting_before_settle_leave(cache), 1);
     }
+
+    /// A generation's id is held by the shard queues that still link any
+    /// of its entries or tombstones: it is reused only once the last of
+    /// them is gone, and then it is.
+    #[test]
+    fn an_invalidated_generations_id_is_freed_once_its_last_queue_is_reclaimed() {
+        let cache: Cache<u64, u64> = Cache::builder().max_capacity(1_000).shards(4).build();
+        let t = cache.tenant("a");
+        for k in 0..100 {
+            t.insert(k, k);
+        }
+        t.invalidate(&7); // a tombstone, still linked in its queue
+        let first = t.state.tid();
+        t.invalidate_all();
+        t.insert(1_000, 0);
+        let free = || cache.inner.registry.free_tids();
+        assert!(
+            !free().contains(&first),
+            "entries of the invalidated generation still hold its id"
+        );
+        cache.reclaim_invalidated();
+        cache.validate();
+        assert_eq!(free(), vec![first], "reclaimed, so its id is free");
+        assert_eq!(t.get(&1_000), Some(0), "the live generation is untouched");
+    }
 }

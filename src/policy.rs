@@ -148,11 +148,7 @@ impl TenantQueue {
 
     /// Frees this queue's tombstones; returns how many.
     pub(crate) fn compact<K, V>(&mut self, slab: &mut Slab<K, V>) -> usize {
-        let freed = self.small.compact(slab) + self.main.compact(slab);
-        for _ in 0..freed {
-            self.generation.unlink();
-        }
-        freed as usize
+        (self.small.compact(slab) + self.main.compact(slab)) as usize
     }
 }
 
@@ -255,6 +251,8 @@ impl Queues {
             .map(|&p| p as usize)
     }
 
+    /// Adds an empty queue for `generation`, which the caller has already
+    /// counted a holder for (`Generation::try_link`).
     pub(crate) fn add(&mut self, generation: Arc<Generation>) -> usize {
         let pos = self.list.len();
         let tid = generation.tid;
@@ -271,11 +269,13 @@ impl Queues {
         pos
     }
 
-    /// Drops the queue at `pos` if nothing is linked in it any more.
+    /// Drops the queue at `pos` if nothing is linked in it any more, and
+    /// with it the queue's hold on its generation's tid.
     pub(crate) fn remove_if_empty(&mut self, pos: usize) {
         if self.list[pos].nodes() != 0 {
             return;
         }
+        self.list[pos].generation.unlink();
         let tid = self.list[pos].tid;
         if let Ok(e) = self.index.find_entry(tid_hash(tid), |&p| p as usize == pos) {
             e.remove();

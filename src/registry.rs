@@ -37,7 +37,7 @@ impl TidPool {
     }
 }
 
-/// Bit set in [`Generation::nodes`] once the generation is dead.
+/// Bit set in [`Generation::links`] once the generation is dead.
 const DEAD: u64 = 1 << 63;
 
 /// One lifetime of a tenant's data, between two `invalidate_all`s.
@@ -45,8 +45,12 @@ const DEAD: u64 = 1 << 63;
 pub(crate) struct Generation {
     pub(crate) tid: u32,
     pub(crate) tenant: Arc<TenantState>,
-    /// Nodes in shard queues (entries and tombstones), plus the DEAD bit.
-    nodes: AtomicU64,
+    /// What can still hold this generation's tid: its queues in shards
+    /// (one per shard that holds any of its entries or tombstones) and its
+    /// loads in flight; plus the DEAD bit. Counting queues, not entries,
+    /// keeps this shared line out of inserts and evictions into a queue
+    /// that already exists.
+    links: AtomicU64,
     entries: std::sync::atomic::AtomicU64,
     weight: std::sync::atomic::AtomicU64,
     pool: Arc<Mutex<TidPool>>,
@@ -58,23 +62,24 @@ impl Generation {
         Arc::new(Self {
             tid,
             tenant,
-            nodes: AtomicU64::new(0),
+            links: AtomicU64::new(0),
             entries: Default::default(),
             weight: Default::default(),
             pool,
         })
     }
 
-    /// Counts one more node, unless the generation is dead: the check and
-    /// the count are one atomic step, so a tid can never be recycled while
-    /// a node is being added under it.
+    /// Counts one more holder (a new shard queue or a load in flight),
+    /// unless the generation is dead: the check and the count are one
+    /// atomic step, so a tid can never be recycled while a holder is being
+    /// added under it.
     pub(crate) fn try_link(&self) -> bool {
-        let mut cur = self.nodes.load(Ordering::Acquire);
+        let mut cur = self.links.load(Ordering::Acquire);
         loop {
             if cur & DEAD != 0 {
                 return false;
             }
-            match self.nodes.compare_exchange_weak(
+            match self.links.compare_exchange_weak(
                 cur,
                 cur + 1,
                 Ordering::AcqRel,
@@ -86,8 +91,10 @@ impl Generation {
         }
     }
 
+    /// Counts one holder out; the last one out of a dead generation frees
+    /// its tid.
     pub(crate) fn unlink(&self) {
-        let prev = self.nodes.fetch_sub(1, Ordering::AcqRel);
+        let prev = self.links.fetch_sub(1, Ordering::AcqRel);
         if prev == DEAD | 1 {
             self.recycle();
         }
@@ -95,7 +102,7 @@ impl Generation {
 
     /// Marks the generation dead; returns false if it already was.
     fn kill(&self) -> bool {
-        let prev = self.nodes.fetch_or(DEAD, Ordering::AcqRel);
+        let prev = self.links.fetch_or(DEAD, Ordering::AcqRel);
         if prev & DEAD != 0 {
             return false;
         }
@@ -110,7 +117,7 @@ impl Generation {
     }
 
     pub(crate) fn is_dead(&self) -> bool {
-        self.nodes.load(Ordering::Acquire) & DEAD != 0
+        self.links.load(Ordering::Acquire) & DEAD != 0
     }
 
     pub(crate) fn entries(&self) -> u64 {
@@ -378,6 +385,12 @@ impl Registry {
     pub(crate) fn len(&self) -> usize {
         self.shards.iter().map(|s| s.read().len()).sum()
     }
+
+    /// Generation ids waiting to be reused.
+    #[cfg(all(test, not(loom)))]
+    pub(crate) fn free_tids(&self) -> Vec<u32> {
+        self.pool.lock().free.clone()
+    }
 }
 
 impl Drop for Registry {
@@ -404,10 +417,10 @@ mod tests {
         assert!(g0.try_link());
         reg.new_generation(&t);
         assert!(g0.is_dead());
-        assert!(!g0.try_link(), "a dead generation takes no new nodes");
+        assert!(!g0.try_link(), "a dead generation takes no new holders");
         assert!(
             reg.pool.lock().free.is_empty(),
-            "tid still in use by a node"
+            "tid still in use by a holder"
         );
         g0.unlink();
         assert_eq!(reg.pool.lock().free, vec![g0.tid]);

@@ -242,8 +242,10 @@ impl<K, V> ShardData<K, V> {
             let g = &self.queues.list[pos].generation;
             return (owned_by(g, tenant) && !g.is_dead()).then_some(pos);
         }
+        // A new queue holds the generation's tid until it is removed (see
+        // `Generation::links`).
         let generation = tenant.generation()?;
-        (generation.tid == tid && !generation.is_dead()).then(|| self.queues.add(generation))
+        (generation.tid == tid && generation.try_link()).then(|| self.queues.add(generation))
     }
 
     /// Inserts or replaces `key`'s value for generation `tid`.
@@ -300,11 +302,6 @@ impl<K, V> ShardData<K, V> {
                     counted: false,
                 },
             );
-        }
-        if !generation.try_link() {
-            // The queue may have been made for this insert just now.
-            self.queues.remove_if_empty(pos);
-            return Upsert::Stale(key, value);
         }
         let queue = if !self.has_evicted || self.ghost.admit_to_main(hash) {
             Queue::Main
@@ -413,7 +410,6 @@ impl<K, V> ShardData<K, V> {
                 Step::Tombstone(idx) => {
                     self.slab.release(idx);
                     self.tombstones -= 1;
-                    q.generation.unlink();
                 }
                 Step::Evict { idx, expired } => {
                     let why = if expired { Why::Expired } else { why };
@@ -433,7 +429,6 @@ impl<K, V> ShardData<K, V> {
         let generation = self.queues.list[pos].generation.clone();
         self.weight -= weight;
         self.queues.remove_if_empty(pos);
-        generation.unlink();
         self.maybe_compact();
         Removed {
             generation,
