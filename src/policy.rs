@@ -275,13 +275,12 @@ impl Queues {
         if self.list[pos].nodes() != 0 {
             return;
         }
-        self.list[pos].generation.unlink();
         let tid = self.list[pos].tid;
         if let Ok(e) = self.index.find_entry(tid_hash(tid), |&p| p as usize == pos) {
             e.remove();
         }
         let last = self.list.len() - 1;
-        self.list.swap_remove(pos);
+        let removed = self.list.swap_remove(pos);
         if pos != last {
             let moved = self.list[pos].tid;
             if let Some(p) = self
@@ -291,6 +290,8 @@ impl Queues {
                 *p = pos as u32;
             }
         }
+        // Last, once nothing here names the tid any more: this may free it.
+        removed.generation.unlink();
     }
 
     /// A queue of a dead generation, if there is one.
