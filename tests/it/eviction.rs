@@ -90,7 +90,7 @@ fn a_loop_longer_than_the_cache_keeps_a_stable_part_of_it_resident() {
 #[test]
 fn keys_reused_just_beyond_the_initial_small_fifo_grow_it_until_their_reuses_hit() {
     // Every key is used twice, 40 new keys apart: 4% of the cache, more
-    // than the 3% the small FIFO starts with. Each reuse that misses finds
+    // than the 1% the small FIFO starts with. Each reuse that misses finds
     // the key in the small FIFO's ghost and grows the FIFO, until it holds
     // the 40 keys and reuses hit.
     let cache: Cache<u64, u64> = Cache::builder().max_capacity(1000).shards(1).build();
