@@ -185,7 +185,9 @@ impl<K, V> Inner<K, V> {
     /// Runs after every lock is released: tells the listener, drops the
     /// removed values, and lets idle tenants go.
     pub(crate) fn finish(&self, removed: Removals<K, V>) {
-        for r in removed {
+        // By reference, and all dropped at the end: moving each entry out
+        // through the iterator costs more than the rest of this loop.
+        for r in removed.since(0) {
             if let Some(listener) = &self.listener {
                 listener(
                     &r.generation.tenant.id,

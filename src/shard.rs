@@ -483,6 +483,7 @@ impl<K, V> ShardData<K, V> {
     }
 
     /// Reclaims up to `budget` entries of dead generations.
+    #[inline]
     pub(crate) fn reclaim_dead(
         &mut self,
         budget: usize,
@@ -490,6 +491,15 @@ impl<K, V> ShardData<K, V> {
         deaths: u64,
         out: &mut Removals<K, V>,
     ) {
+        // Every write asks; almost every time nothing has died since the
+        // last look, which this answers without a call.
+        if self.has_dead || deaths != self.deaths_seen {
+            self.reclaim_some(budget, now, deaths, out);
+        }
+    }
+
+    #[inline(never)]
+    fn reclaim_some(&mut self, budget: usize, now: u64, deaths: u64, out: &mut Removals<K, V>) {
         self.note_deaths(deaths);
         for _ in 0..budget {
             let Some(pos) = self.dead_queue() else {
