@@ -174,7 +174,7 @@ impl<K, V> Inner<K, V> {
             Why::Evicted => tenant.tally(Tally::Eviction),
             Why::TenantCapacity => {
                 tenant.tally(Tally::Eviction);
-                tenant.record(Event::TenantEviction, 1);
+                tenant.tally(Tally::TenantEviction);
             }
             Why::Expired => tenant.record(Event::Expiration, 1),
             Why::Invalidated => tenant.record(Event::Invalidation, 1),
@@ -384,13 +384,13 @@ impl<K: Hash + Eq, V> Inner<K, V> {
         let Some(generation) = state.generation() else {
             return;
         };
+        state.tally(Tally::Eviction);
         let why = if w > self.max_capacity {
             Why::Evicted
         } else {
-            state.record(Event::TenantEviction, 1);
+            state.tally(Tally::TenantEviction);
             Why::TenantCapacity
         };
-        state.tally(Tally::Eviction);
         out.push(Removed {
             generation,
             key,

@@ -39,12 +39,16 @@ fn publish_one(base: &[Label], s: &Stats) {
     counter!(requests, with(base, "result", "miss")).absolute(s.misses);
     let loads = "tenant_cache_loads_total";
     counter!(loads, with(base, "outcome", "success")).absolute(s.load_successes);
-    counter!(loads, with(base, "outcome", "failure")).absolute(s.load_failures - s.load_panics);
+    // A part and its whole are read one after the other while writers
+    // count on, so the part can be a step ahead: never subtract past zero.
+    counter!(loads, with(base, "outcome", "failure"))
+        .absolute(s.load_failures.saturating_sub(s.load_panics));
     counter!(loads, with(base, "outcome", "timeout")).absolute(s.load_timeouts);
     counter!(loads, with(base, "outcome", "panic")).absolute(s.load_panics);
     counter!("tenant_cache_coalesced_total", base.to_vec()).absolute(s.coalesced);
     let evictions = "tenant_cache_evictions_total";
-    counter!(evictions, with(base, "cause", "capacity")).absolute(s.evictions - s.tenant_evictions);
+    counter!(evictions, with(base, "cause", "capacity"))
+        .absolute(s.evictions.saturating_sub(s.tenant_evictions));
     counter!(evictions, with(base, "cause", "tenant_capacity")).absolute(s.tenant_evictions);
     counter!(evictions, with(base, "cause", "expired")).absolute(s.expirations);
     counter!(evictions, with(base, "cause", "invalidated")).absolute(s.invalidations);

@@ -169,7 +169,7 @@ impl TenantState {
         self.current.lock().clone()
     }
 
-    /// Hits, misses, inserts and evictions are counted per tenant only;
+    /// Hits, misses, inserts and evictions (tenant evictions among them) are counted per tenant only;
     /// the cache's totals add them up when asked (see `Registry::totals`),
     /// which keeps each to one write of this thread's own counter.
     #[inline]
@@ -364,11 +364,12 @@ impl Registry {
         let mut totals = self.totals.snapshot();
         for shard in self.shards.iter() {
             for state in shard.read().iter() {
-                let [hits, misses, inserts, evictions] = state.counters.tallies();
+                let [hits, misses, inserts, evictions, tenant_evictions] = state.counters.tallies();
                 totals.hits += hits;
                 totals.misses += misses;
                 totals.inserts += inserts;
                 totals.evictions += evictions;
+                totals.tenant_evictions += tenant_evictions;
             }
         }
         totals

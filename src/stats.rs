@@ -1,11 +1,11 @@
 //! Counters and their snapshots.
 //!
 //! Hits and misses are counted on every lookup, inserts and evictions on
-//! nearly every write of a full cache, so these four live in per-thread
-//! stripes (one cache line each): counting them never writes a line that
-//! another core writes too, and a thread that owns its stripe needs no
-//! locked instruction. Everything else is rarer and goes to one shared
-//! atomic per event.
+//! nearly every write of a full cache (and tenant evictions on every write
+//! of a tenant at its cap), so these live in per-thread stripes (one cache
+//! line each): counting them never writes a line that another core writes
+//! too, and a thread that owns its stripe needs no locked instruction.
+//! Everything else is rarer and goes to one shared atomic per event.
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
@@ -82,13 +82,19 @@ pub(crate) enum Tally {
     Miss,
     Insert,
     Eviction,
+    /// An eviction that kept a tenant within its cap (counted as an
+    /// `Eviction` too).
+    TenantEviction,
 }
+
+/// How many `Tally` kinds there are.
+const TALLIES: usize = 5;
 
 /// One cache line of `Tally` counters, indexed by `Tally as usize`.
 #[repr(align(64))]
 #[derive(Default)]
 struct Stripe {
-    counts: [AtomicU64; 4],
+    counts: [AtomicU64; TALLIES],
 }
 
 /// Stripes owned by one thread each; a thread that finds none free shares
@@ -177,7 +183,6 @@ fn bump(counter: &AtomicU64, owned: bool) {
 /// more in the cache totals.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Event {
-    TenantEviction,
     LoadSuccess,
     LoadPanic,
     Expiration,
@@ -193,7 +198,7 @@ pub(crate) enum Event {
 /// The live counters of one tenant.
 pub(crate) struct Counters {
     stripes: Box<[Stripe]>,
-    events: [AtomicU64; 11],
+    events: [AtomicU64; 10],
     load_nanos: AtomicU64,
 }
 
@@ -225,9 +230,9 @@ impl Counters {
         bump(&stripe.counts[t as usize], owned);
     }
 
-    /// The four striped counts, summed over stripes.
-    pub(crate) fn tallies(&self) -> [u64; 4] {
-        let mut sums = [0u64; 4];
+    /// The striped counts, summed over stripes.
+    pub(crate) fn tallies(&self) -> [u64; TALLIES] {
+        let mut sums = [0u64; TALLIES];
         for s in self.stripes.iter() {
             for (sum, c) in sums.iter_mut().zip(&s.counts) {
                 *sum += c.load(Relaxed);
@@ -259,14 +264,14 @@ impl Counters {
     /// The counters as a snapshot (without entry count and weight, which
     /// the caller knows better).
     pub(crate) fn snapshot(&self) -> Stats {
-        let [hits, misses, inserts, evictions] = self.tallies();
+        let [hits, misses, inserts, evictions, tenant_evictions] = self.tallies();
         let e = |ev: Event| self.events[ev as usize].load(Relaxed);
         Stats {
             hits,
             misses,
             inserts,
             evictions,
-            tenant_evictions: e(Event::TenantEviction),
+            tenant_evictions,
             expirations: e(Event::Expiration),
             invalidations: e(Event::Invalidation),
             entry_count: 0,
@@ -311,17 +316,24 @@ mod tests {
                     }
                     c.tally(Tally::Miss);
                     c.tally(Tally::Insert);
+                    c.tally(Tally::TenantEviction);
                 })
             })
             .collect();
         for t in threads {
             t.join().unwrap();
         }
-        c.record(Event::TenantEviction, 3);
+        c.record(Event::Expiration, 3);
         let s = c.snapshot();
         assert_eq!(
-            (s.hits, s.misses, s.inserts, s.tenant_evictions),
-            (4000, 4, 4, 3)
+            (
+                s.hits,
+                s.misses,
+                s.inserts,
+                s.tenant_evictions,
+                s.expirations
+            ),
+            (4000, 4, 4, 4, 3)
         );
         assert!((s.hit_ratio() - 4000.0 / 4004.0).abs() < 1e-12);
     }
