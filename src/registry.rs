@@ -6,7 +6,8 @@
 //! was written in. `Tenant::invalidate_all` gives the tenant a fresh tid, so
 //! lookups stop matching the old entries at once; shards reclaim the dead
 //! generation's entries incrementally. A tid goes back to the pool only when
-//! its generation is dead and no shard holds a node of it any more.
+//! its generation is dead and nothing holds it any more: no shard queue
+//! that links one of its entries or tombstones, no load in flight.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
@@ -169,9 +170,10 @@ impl TenantState {
         self.current.lock().clone()
     }
 
-    /// Hits, misses, inserts and evictions (tenant evictions among them) are counted per tenant only;
-    /// the cache's totals add them up when asked (see `Registry::totals`),
-    /// which keeps each to one write of this thread's own counter.
+    /// Hits, misses, inserts and evictions (tenant evictions among them)
+    /// are counted per tenant only; the cache's totals add them up when
+    /// asked (see `Registry::totals`), which keeps each to one write of
+    /// this thread's own counter.
     #[inline]
     pub(crate) fn tally(&self, t: Tally) {
         self.counters.tally(t);

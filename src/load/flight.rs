@@ -38,9 +38,9 @@ pub(crate) struct Flight<K, V> {
     /// The full hash of `(tid, key)`: it names the shard and the bucket.
     pub(crate) hash: u64,
     pub(crate) tid: u32,
-    /// The generation the load started in. The flight counts as one of its
-    /// nodes until it leaves the in-flight table, so its tid cannot be
-    /// recycled to another tenant while the load runs.
+    /// The generation the load started in. The flight counts as one of the
+    /// holders of its id until it leaves the in-flight table, so its tid
+    /// cannot be recycled to another tenant while the load runs.
     pub(crate) generation: Arc<Generation>,
     /// The thread running the loader: a request for the same key from it
     /// is a recursion, not a waiter.
@@ -53,8 +53,8 @@ pub(crate) struct Flight<K, V> {
 }
 
 impl<K, V> Flight<K, V> {
-    /// A flight for `generation`, which the caller has already counted a
-    /// node for (`Generation::try_link`).
+    /// A flight for `generation`, which the caller has already counted as
+    /// a holder of its id (`Generation::try_link`).
     pub(crate) fn new(key: K, hash: u64, generation: Arc<Generation>) -> Arc<Self> {
         Arc::new(Self {
             key,
