@@ -187,7 +187,7 @@ impl<K, V> Inner<K, V> {
     pub(crate) fn finish(&self, removed: Removals<K, V>) {
         // By reference, and all dropped at the end: moving each entry out
         // through the iterator costs more than the rest of this loop.
-        for r in removed.since(0) {
+        for r in removed.iter() {
             if let Some(listener) = &self.listener {
                 listener(
                     &r.generation.tenant.id,

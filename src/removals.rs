@@ -31,9 +31,14 @@ impl<K, V> Removals<K, V> {
         usize::from(self.first.is_some()) + self.rest.len()
     }
 
+    /// The entries in the order they were pushed.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Removed<K, V>> {
+        self.first.iter().chain(&self.rest)
+    }
+
     /// The entries from the `start`-th on, in the order they were pushed.
     pub(crate) fn since(&self, start: usize) -> impl Iterator<Item = &Removed<K, V>> {
-        self.first.iter().chain(&self.rest).skip(start)
+        self.iter().skip(start)
     }
 }
 

@@ -87,8 +87,8 @@ pub(crate) enum Tally {
     TenantEviction,
 }
 
-/// How many `Tally` kinds there are.
-const TALLIES: usize = 5;
+/// How many `Tally` kinds there are (the last one's index, plus one).
+const TALLIES: usize = Tally::TenantEviction as usize + 1;
 
 /// One cache line of `Tally` counters, indexed by `Tally as usize`.
 #[repr(align(64))]
