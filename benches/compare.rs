@@ -466,8 +466,7 @@ fn failing_loader() -> String {
     out
 }
 
-/// Bytes per resident `u64 → u64` entry at 1M entries.
-/// Bytes per resident entry of a cache of capacity 1M after `inserted`
+/// Bytes per resident `u64 → u64` entry of a cache of capacity 1M after `inserted`
 /// distinct keys: 1M fills it; 2M also makes it evict, which allocates
 /// whatever a cache keeps about evicted keys.
 fn memory(inserted: u64) -> String {
