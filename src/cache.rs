@@ -21,7 +21,7 @@ use crate::removals::Removals;
 use crate::shard::{Removed, ShardData, Upsert, Why};
 use crate::slab::Times;
 use crate::stats::{Event, Stats, Tally};
-use crate::sync::{RwLock, WriteGuard};
+use crate::sync::{Mutex, RwLock, WriteGuard};
 use crate::tenant::Tenant;
 use crate::tenant_id::{TenantId, TenantKey};
 
@@ -68,6 +68,9 @@ pub(crate) struct Inner<K, V> {
     /// Whether any entry was ever written with a timestamp. Until then a
     /// write has no expiry to check and skips reading the clock.
     times_written: AtomicBool,
+    /// Taken by writers that found a cap exceeded after settling, so that
+    /// they evict the excess one after another (see `Inner::enforce`).
+    trimming: Mutex<()>,
 }
 
 /// Everything the builder decided, handed to [`Inner::new`].
@@ -93,7 +96,7 @@ impl<K, V> Inner<K, V> {
                 .map(|_| CachePadded::new(RwLock::new(ShardData::new(weighted))))
                 .collect(),
             shard_mask: c.shards - 1,
-            hasher: ahash::RandomState::new(),
+            hasher: new_hasher(),
             max_capacity: c.max_capacity,
             tenant_capacity: c.tenant_capacity,
             ttl: c.ttl,
@@ -107,6 +110,7 @@ impl<K, V> Inner<K, V> {
             load: c.load,
             track_times,
             times_written: AtomicBool::new(track_times),
+            trimming: Mutex::new(()),
         }
     }
 
@@ -407,11 +411,14 @@ impl<K: Hash + Eq, V> Inner<K, V> {
     /// just written and holding one shard lock at a time; settles the
     /// write's ledger.
     ///
-    /// Two rounds: the first counts this write's own insert as pending.
-    /// Once that is settled, inserts that other threads settled meanwhile
-    /// may leave the cache over a cap; whichever writer settles last sees
-    /// them all and evicts the excess in the second round, which only
-    /// removes.
+    /// The first pass counts this write's own insert as pending. Inserts
+    /// that other threads settle meanwhile are invisible to it, so writers
+    /// that check at the same time may each evict nothing and, once all
+    /// have settled, leave the cache over a cap. Every writer re-checks
+    /// after settling, so the one that settles last sees the excess. Two
+    /// writers can see the same excess, so they trim it in turns under
+    /// `trimming`, each re-checking the settled counts first: the excess
+    /// is evicted once, not once per writer that saw it.
     fn enforce<'a>(
         &'a self,
         mut shard: usize,
@@ -422,7 +429,8 @@ impl<K: Hash + Eq, V> Inner<K, V> {
         out: &mut Removals<K, V>,
     ) {
         let mut guard = Some(guard);
-        for round in 0..2 {
+        let mut turn = None;
+        loop {
             let cap = self.tenant_capacity;
             self.evict_while(
                 &mut shard,
@@ -441,14 +449,32 @@ impl<K: Hash + Eq, V> Inner<K, V> {
                 |l| l.total_weight() > self.max_capacity,
                 |g| g.evict_one(now, deaths),
             );
-            pause_before_settle(round);
-            ledger.settle();
-            if generation.weight() <= self.tenant_capacity
-                && self.weighted_size() <= self.max_capacity
-            {
+            if turn.is_some() {
+                pause(Pause::Trimmed);
+                // Settled before the turn passes on, so the next writer
+                // sees it.
+                ledger.settle();
                 return;
             }
+            pause(Pause::BeforeSettle);
+            ledger.settle();
+            pause(Pause::AfterSettle);
+            if self.within_caps(generation) {
+                return;
+            }
+            // Never wait for the turn while holding a shard lock: the
+            // writer whose turn it is may need that shard.
+            drop(guard.take());
+            turn = Some(self.trimming.lock());
+            if self.within_caps(generation) {
+                return;
+            }
+            guard = Some(self.shards[shard].write());
         }
+    }
+
+    fn within_caps(&self, generation: &Generation) -> bool {
+        generation.weight() <= self.tenant_capacity && self.weighted_size() <= self.max_capacity
     }
 
     /// Evicts with `evict` while `over` says the ledger's view is over a
@@ -725,14 +751,40 @@ impl<K: Hash + Eq, V> Cache<K, V> {
     }
 }
 
-/// Where a test makes writers meet between their capacity check and their
-/// settle (see `tests`); nothing outside unit tests.
+/// Seeded at random for each cache, so that which keys collide, and which
+/// share a shard, cannot be chosen from outside.
+#[cfg(not(loom))]
+fn new_hasher() -> ahash::RandomState {
+    ahash::RandomState::new()
+}
+
+/// Fixed seeds: a loom model must take the same path on every replay.
+#[cfg(loom)]
+fn new_hasher() -> ahash::RandomState {
+    ahash::RandomState::with_seeds(1, 2, 3, 4)
+}
+
+/// The points of `Inner::enforce` where a test can hold a writer to make
+/// writers meet there (see `tests`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Pause {
+    /// Between the capacity check that counts this write's own insert and
+    /// the settle that makes it visible to other writers.
+    BeforeSettle,
+    /// Between the settle and the re-check of the settled counts.
+    AfterSettle,
+    /// After evicting an excess that other writers' inserts left, before
+    /// settling those evictions.
+    Trimmed,
+}
+
+/// Nothing outside unit tests.
 #[cfg(any(not(test), loom))]
 #[inline(always)]
-fn pause_before_settle(_round: u32) {}
+fn pause(_at: Pause) {}
 
 #[cfg(all(test, not(loom)))]
-use tests::pause_before_settle;
+use tests::pause;
 
 #[cfg(all(test, not(loom)))]
 mod tests {
@@ -740,21 +792,21 @@ mod tests {
     use std::sync::{Arc, Condvar, Mutex};
     use std::time::{Duration, Instant};
 
-    use super::Cache;
+    use super::{Cache, Pause};
+
+    /// What a thread runs at each pause of its writes.
+    type PauseHook = Box<dyn FnMut(Pause)>;
 
     thread_local! {
-        /// What this thread runs before its writes' first settle.
-        static BEFORE_SETTLE: RefCell<Option<Box<dyn FnMut()>>> = RefCell::new(None);
+        static AT_PAUSE: RefCell<Option<PauseHook>> = RefCell::new(None);
     }
 
-    pub(super) fn pause_before_settle(round: u32) {
-        if round == 0 {
-            BEFORE_SETTLE.with(|hook| {
-                if let Some(hook) = hook.borrow_mut().as_mut() {
-                    hook();
-                }
-            });
-        }
+    pub(super) fn pause(at: Pause) {
+        AT_PAUSE.with(|hook| {
+            if let Some(hook) = hook.borrow_mut().as_mut() {
+                hook(at);
+            }
+        });
     }
 
     /// Lets `parties` threads wait for each other, for at most `limit`;
@@ -793,40 +845,49 @@ mod tests {
 
     /// Two writers in different shards both check their cap before either
     /// settles, so each sees only its own insert pending and evicts
-    /// nothing; the one that settles last must find the excess and evict
-    /// it.
-    fn writers_meeting_before_settle_leave(cache: Cache<u64, u64>) -> usize {
+    /// nothing; then both settle before either re-checks, so both find the
+    /// same excess. One of them must evict it, once: one entry is left, not
+    /// none. A writer that has trimmed waits a little for the other to
+    /// trim as well, which it would if both evicted the excess.
+    /// Returns the entries left and how many writers reached each pause.
+    fn writers_meeting_before_settle_leave(cache: Cache<u64, u64>) -> (usize, [usize; 3]) {
         let (k1, k2) = keys_in_two_shards(&cache);
-        let meeting = Arc::new(Meeting {
+        let meeting = |limit| Meeting {
             arrived: Mutex::new(0),
             all_here: Condvar::new(),
             parties: 2,
-            limit: Duration::from_secs(5),
-        });
+            limit,
+        };
+        let meetings = Arc::new([
+            meeting(Duration::from_secs(5)),
+            meeting(Duration::from_secs(5)),
+            meeting(Duration::from_millis(200)),
+        ]);
         std::thread::scope(|s| {
             for key in [k1, k2] {
-                let (tenant, meeting) = (cache.tenant("a"), Arc::clone(&meeting));
+                let (tenant, meetings) = (cache.tenant("a"), Arc::clone(&meetings));
                 s.spawn(move || {
-                    BEFORE_SETTLE.with(|hook| {
-                        *hook.borrow_mut() = Some(Box::new(move || meeting.attend()));
+                    AT_PAUSE.with(|hook| {
+                        *hook.borrow_mut() =
+                            Some(Box::new(move |at| meetings[at as usize].attend()));
                     });
                     tenant.insert(key, key);
                 });
             }
         });
-        assert_eq!(
-            *meeting.arrived.lock().unwrap(),
-            2,
-            "both writers reached the pause"
-        );
         cache.validate();
-        cache.entry_count() as usize
+        let arrived = meetings.each_ref().map(|m| *m.arrived.lock().unwrap());
+        (cache.entry_count() as usize, arrived)
     }
 
     #[test]
     fn writers_that_checked_before_either_settled_leave_the_cache_within_max_capacity() {
         let cache = Cache::builder().max_capacity(1).shards(2).build();
-        assert_eq!(writers_meeting_before_settle_leave(cache), 1);
+        assert_eq!(
+            writers_meeting_before_settle_leave(cache),
+            (1, [2, 2, 1]),
+            "(entries left, writers that reached each pause)"
+        );
     }
 
     #[test]
@@ -836,7 +897,11 @@ mod tests {
             .tenant_capacity(1)
             .shards(2)
             .build();
-        assert_eq!(writers_meeting_before_settle_leave(cache), 1);
+        assert_eq!(
+            writers_meeting_before_settle_leave(cache),
+            (1, [2, 2, 1]),
+            "(entries left, writers that reached each pause)"
+        );
     }
 
     /// A generation's id is held by the shard queues that still link any

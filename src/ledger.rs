@@ -14,7 +14,7 @@
 //! settled insert and evicts the excess (see `Inner::enforce`), so no excess
 //! outlives the write that caused it.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use crate::sync::{AtomicU64, Ordering::Relaxed};
 
 use crate::registry::Generation;
 

@@ -52,8 +52,8 @@ pub(crate) struct Generation {
     /// keeps this shared line out of inserts and evictions into a queue
     /// that already exists.
     links: AtomicU64,
-    entries: std::sync::atomic::AtomicU64,
-    weight: std::sync::atomic::AtomicU64,
+    entries: AtomicU64,
+    weight: AtomicU64,
     pool: Arc<Mutex<TidPool>>,
 }
 
@@ -64,8 +64,8 @@ impl Generation {
             tid,
             tenant,
             links: AtomicU64::new(0),
-            entries: Default::default(),
-            weight: Default::default(),
+            entries: AtomicU64::new(0),
+            weight: AtomicU64::new(0),
             pool,
         })
     }

@@ -1,5 +1,6 @@
-//! Model checks of the load protocol with loom: every interleaving of two
-//! threads (up to the preemption bound) on a one-shard cache.
+//! Model checks with loom: every interleaving of two threads (up to the
+//! preemption bound) running the load protocol on a one-shard cache, and
+//! two inserts that race past a capacity check on a two-shard cache.
 //!
 //! Run with:
 //! `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3 cargo test --release --test loom`
@@ -215,5 +216,45 @@ fn tenant_invalidate_all_against_a_concurrent_insert_stays_consistent() {
         cache.reclaim_invalidated();
         assert_eq!(cache.entry_count(), 1 + t.entry_count());
         cache.validate();
+    });
+}
+
+/// Two inserts of one tenant into different shards of a two-shard cache,
+/// each leaving the cache one over `caps`' limit; returns the entries left.
+fn racing_inserts_leave(caps: fn() -> Cache<u32, u32>) -> u64 {
+    let cache = caps();
+    let a = cache.tenant("a");
+    let shard = |k: u32| (a.debug_hash(&k) >> 32) & 1;
+    let second = (1..).find(|&k| shard(k) != shard(0)).unwrap();
+    let spawn = |key: u32| {
+        let t = cache.tenant("a");
+        thread::spawn(move || t.insert(key, key))
+    };
+    let (x, y) = (spawn(0), spawn(second));
+    x.join().unwrap();
+    y.join().unwrap();
+    cache.validate();
+    cache.entry_count()
+}
+
+#[test]
+fn inserts_racing_past_max_capacity_evict_the_excess_once() {
+    loom::model(|| {
+        let left = racing_inserts_leave(|| Cache::builder().max_capacity(1).shards(2).build());
+        assert_eq!(left, 1, "capacity 1, two inserts: one entry stays");
+    });
+}
+
+#[test]
+fn inserts_racing_past_the_tenant_cap_evict_the_excess_once() {
+    loom::model(|| {
+        let left = racing_inserts_leave(|| {
+            Cache::builder()
+                .max_capacity(100)
+                .tenant_capacity(1)
+                .shards(2)
+                .build()
+        });
+        assert_eq!(left, 1, "tenant cap 1, two inserts: one entry stays");
     });
 }
