@@ -12,7 +12,8 @@
 //! change, so a write sees its own insert. Another thread's pending insert
 //! is not visible until it settles; the writer that settles last sees every
 //! settled insert and evicts the excess (see `Inner::enforce`), so no excess
-//! outlives the write that caused it.
+//! outlives the write that caused it. Writers that find the same excess
+//! evict it in turns, so it is evicted once.
 
 use crate::sync::{AtomicU64, Ordering::Relaxed};
 

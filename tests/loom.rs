@@ -1,6 +1,6 @@
 //! Model checks with loom: every interleaving of two threads (up to the
 //! preemption bound) running the load protocol on a one-shard cache, and
-//! two inserts that race past a capacity check on a two-shard cache.
+//! writes that race past capacity checks on a two-shard cache.
 //!
 //! Run with:
 //! `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3 cargo test --release --test loom`
@@ -256,5 +256,60 @@ fn inserts_racing_past_the_tenant_cap_evict_the_excess_once() {
                 .build()
         });
         assert_eq!(left, 1, "tenant cap 1, two inserts: one entry stays");
+    });
+}
+
+#[test]
+fn an_insert_racing_invalidate_all_in_a_full_cache_keeps_counts_exact() {
+    loom::model(|| {
+        let cache: Cache<u32, u32> = Cache::builder().max_capacity(1).shards(2).build();
+        cache.tenant("a").insert(5, 5);
+        let (writer, invalidator) = (cache.tenant("a"), cache.tenant("a"));
+        let x = thread::spawn(move || writer.insert(1, 1));
+        let y = thread::spawn(move || invalidator.invalidate_all());
+        x.join().unwrap();
+        y.join().unwrap();
+        cache.validate();
+        assert!(cache.weighted_size() <= 1, "over max_capacity");
+        let t = cache.tenant("a");
+        assert_eq!(t.get(&5), None, "an entry from before invalidate_all");
+        assert_eq!(t.entry_count(), u64::from(t.contains(&1)));
+        cache.reclaim_invalidated();
+        cache.validate();
+        assert_eq!(cache.entry_count(), t.entry_count());
+    });
+}
+
+#[test]
+fn a_tenant_at_its_cap_racing_another_evicts_only_its_own_entries() {
+    loom::model(|| {
+        let cache: Cache<u32, u32> = Cache::builder()
+            .max_capacity(2)
+            .tenant_capacity(1)
+            .shards(2)
+            .build();
+        cache.tenant("a").insert(7, 7);
+        let (a, b) = (cache.tenant("a"), cache.tenant("b"));
+        let x = thread::spawn(move || a.insert(1, 1));
+        let y = thread::spawn(move || {
+            b.insert(1, 2);
+            b.insert(2, 2);
+        });
+        x.join().unwrap();
+        y.join().unwrap();
+        cache.validate();
+        let (a, b) = (cache.tenant("a"), cache.tenant("b"));
+        assert_eq!(
+            (a.entry_count(), b.entry_count()),
+            (1, 1),
+            "each at its cap"
+        );
+        assert!(matches!(a.get(&1), None | Some(1)), "b's value under a");
+        assert!(matches!(b.get(&1), None | Some(2)), "a's value under b");
+        assert_eq!(
+            u64::from(a.contains(&7)) + u64::from(a.contains(&1)),
+            1,
+            "a holds one of its own entries"
+        );
     });
 }
