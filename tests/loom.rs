@@ -313,3 +313,57 @@ fn a_tenant_at_its_cap_racing_another_evicts_only_its_own_entries() {
         );
     });
 }
+
+#[test]
+fn a_load_racing_an_insert_in_a_full_cache_leaves_one_entry() {
+    loom::model(|| {
+        let cache: Cache<u32, u32> = Cache::builder().max_capacity(1).shards(2).build();
+        let (a1, a2) = (cache.tenant("a"), cache.tenant("a"));
+        let x = thread::spawn(move || a1.get_with(1, || 10));
+        let y = thread::spawn(move || a2.insert(2, 20));
+        assert_eq!(x.join().unwrap(), 10, "the loader's value");
+        y.join().unwrap();
+        cache.validate();
+        assert_eq!(cache.entry_count(), 1, "capacity 1");
+    });
+}
+
+#[test]
+fn reclaim_invalidated_racing_an_insert_keeps_counts_exact() {
+    loom::model(|| {
+        let cache: Cache<u32, u32> = Cache::builder().max_capacity(4).shards(2).build();
+        let a = cache.tenant("a");
+        a.insert(1, 1);
+        a.insert(2, 2);
+        a.invalidate_all();
+        let c2 = cache.clone();
+        let a1 = cache.tenant("a");
+        let x = thread::spawn(move || c2.reclaim_invalidated());
+        let y = thread::spawn(move || a1.insert(3, 3));
+        x.join().unwrap();
+        y.join().unwrap();
+        cache.validate();
+        cache.reclaim_invalidated();
+        cache.validate();
+        assert_eq!(cache.tenant("a").get(&3), Some(3), "the live entry");
+        assert_eq!(cache.entry_count(), 1, "only the live entry is left");
+    });
+}
+
+#[test]
+fn invalidate_racing_an_insert_of_the_same_key_keeps_counts_exact() {
+    loom::model(|| {
+        let cache: Cache<u32, u32> = Cache::builder().max_capacity(1).shards(2).build();
+        let a = cache.tenant("a");
+        a.insert(1, 1);
+        let (a1, a2) = (cache.tenant("a"), cache.tenant("a"));
+        let x = thread::spawn(move || a1.invalidate(&1));
+        let y = thread::spawn(move || a2.insert(1, 2));
+        x.join().unwrap();
+        y.join().unwrap();
+        cache.validate();
+        let t = cache.tenant("a");
+        assert_eq!(t.entry_count(), u64::from(t.contains(&1)));
+        assert!(matches!(t.get(&1), None | Some(2)), "the invalidated value");
+    });
+}
