@@ -219,6 +219,24 @@ fn tenant_invalidate_all_against_a_concurrent_insert_stays_consistent() {
     });
 }
 
+/// Runs `first` and `second` on two threads and returns both results.
+fn race<A, B>(
+    first: impl FnOnce() -> A + Send + 'static,
+    second: impl FnOnce() -> B + Send + 'static,
+) -> (A, B)
+where
+    A: Send + 'static,
+    B: Send + 'static,
+{
+    let (x, y) = (thread::spawn(first), thread::spawn(second));
+    (x.join().unwrap(), y.join().unwrap())
+}
+
+/// A two-shard cache that holds `capacity` entries in all.
+fn two_shards(capacity: u64) -> Cache<u32, u32> {
+    Cache::builder().max_capacity(capacity).shards(2).build()
+}
+
 /// Two inserts of one tenant into different shards of a two-shard cache,
 /// each leaving the cache one over `caps`' limit; returns the entries left.
 fn racing_inserts_leave(caps: fn() -> Cache<u32, u32>) -> u64 {
@@ -226,13 +244,8 @@ fn racing_inserts_leave(caps: fn() -> Cache<u32, u32>) -> u64 {
     let a = cache.tenant("a");
     let shard = |k: u32| (a.debug_hash(&k) >> 32) & 1;
     let second = (1..).find(|&k| shard(k) != shard(0)).unwrap();
-    let spawn = |key: u32| {
-        let t = cache.tenant("a");
-        thread::spawn(move || t.insert(key, key))
-    };
-    let (x, y) = (spawn(0), spawn(second));
-    x.join().unwrap();
-    y.join().unwrap();
+    let (x, y) = (cache.tenant("a"), cache.tenant("a"));
+    race(move || x.insert(0, 0), move || y.insert(second, second));
     cache.validate();
     cache.entry_count()
 }
@@ -240,7 +253,7 @@ fn racing_inserts_leave(caps: fn() -> Cache<u32, u32>) -> u64 {
 #[test]
 fn inserts_racing_past_max_capacity_evict_the_excess_once() {
     loom::model(|| {
-        let left = racing_inserts_leave(|| Cache::builder().max_capacity(1).shards(2).build());
+        let left = racing_inserts_leave(|| two_shards(1));
         assert_eq!(left, 1, "capacity 1, two inserts: one entry stays");
     });
 }
@@ -262,13 +275,13 @@ fn inserts_racing_past_the_tenant_cap_evict_the_excess_once() {
 #[test]
 fn an_insert_racing_invalidate_all_in_a_full_cache_keeps_counts_exact() {
     loom::model(|| {
-        let cache: Cache<u32, u32> = Cache::builder().max_capacity(1).shards(2).build();
+        let cache = two_shards(1);
         cache.tenant("a").insert(5, 5);
         let (writer, invalidator) = (cache.tenant("a"), cache.tenant("a"));
-        let x = thread::spawn(move || writer.insert(1, 1));
-        let y = thread::spawn(move || invalidator.invalidate_all());
-        x.join().unwrap();
-        y.join().unwrap();
+        race(
+            move || writer.insert(1, 1),
+            move || invalidator.invalidate_all(),
+        );
         cache.validate();
         assert!(cache.weighted_size() <= 1, "over max_capacity");
         let t = cache.tenant("a");
@@ -290,13 +303,13 @@ fn a_tenant_at_its_cap_racing_another_evicts_only_its_own_entries() {
             .build();
         cache.tenant("a").insert(7, 7);
         let (a, b) = (cache.tenant("a"), cache.tenant("b"));
-        let x = thread::spawn(move || a.insert(1, 1));
-        let y = thread::spawn(move || {
-            b.insert(1, 2);
-            b.insert(2, 2);
-        });
-        x.join().unwrap();
-        y.join().unwrap();
+        race(
+            move || a.insert(1, 1),
+            move || {
+                b.insert(1, 2);
+                b.insert(2, 2);
+            },
+        );
         cache.validate();
         let (a, b) = (cache.tenant("a"), cache.tenant("b"));
         assert_eq!(
@@ -317,12 +330,10 @@ fn a_tenant_at_its_cap_racing_another_evicts_only_its_own_entries() {
 #[test]
 fn a_load_racing_an_insert_in_a_full_cache_leaves_one_entry() {
     loom::model(|| {
-        let cache: Cache<u32, u32> = Cache::builder().max_capacity(1).shards(2).build();
+        let cache = two_shards(1);
         let (a1, a2) = (cache.tenant("a"), cache.tenant("a"));
-        let x = thread::spawn(move || a1.get_with(1, || 10));
-        let y = thread::spawn(move || a2.insert(2, 20));
-        assert_eq!(x.join().unwrap(), 10, "the loader's value");
-        y.join().unwrap();
+        let (loaded, ()) = race(move || a1.get_with(1, || 10), move || a2.insert(2, 20));
+        assert_eq!(loaded, 10, "the loader's value");
         cache.validate();
         assert_eq!(cache.entry_count(), 1, "capacity 1");
     });
@@ -331,17 +342,16 @@ fn a_load_racing_an_insert_in_a_full_cache_leaves_one_entry() {
 #[test]
 fn reclaim_invalidated_racing_an_insert_keeps_counts_exact() {
     loom::model(|| {
-        let cache: Cache<u32, u32> = Cache::builder().max_capacity(4).shards(2).build();
+        let cache = two_shards(4);
         let a = cache.tenant("a");
         a.insert(1, 1);
         a.insert(2, 2);
         a.invalidate_all();
-        let c2 = cache.clone();
-        let a1 = cache.tenant("a");
-        let x = thread::spawn(move || c2.reclaim_invalidated());
-        let y = thread::spawn(move || a1.insert(3, 3));
-        x.join().unwrap();
-        y.join().unwrap();
+        let reclaimer = cache.clone();
+        race(
+            move || reclaimer.reclaim_invalidated(),
+            move || a.insert(3, 3),
+        );
         cache.validate();
         cache.reclaim_invalidated();
         cache.validate();
@@ -353,14 +363,11 @@ fn reclaim_invalidated_racing_an_insert_keeps_counts_exact() {
 #[test]
 fn invalidate_racing_an_insert_of_the_same_key_keeps_counts_exact() {
     loom::model(|| {
-        let cache: Cache<u32, u32> = Cache::builder().max_capacity(1).shards(2).build();
+        let cache = two_shards(1);
         let a = cache.tenant("a");
         a.insert(1, 1);
-        let (a1, a2) = (cache.tenant("a"), cache.tenant("a"));
-        let x = thread::spawn(move || a1.invalidate(&1));
-        let y = thread::spawn(move || a2.insert(1, 2));
-        x.join().unwrap();
-        y.join().unwrap();
+        let writer = cache.tenant("a");
+        race(move || a.invalidate(&1), move || writer.insert(1, 2));
         cache.validate();
         let t = cache.tenant("a");
         assert_eq!(t.entry_count(), u64::from(t.contains(&1)));
