@@ -555,7 +555,6 @@ impl<K: Hash + Eq, V> Inner<K, V> {
         }
     }
 
-    #[cfg(any(test, fuzzing, loom, debug_assertions))]
     pub(crate) fn validate(&self) {
         let mut resident = 0;
         for shard in self.shards.iter() {
@@ -744,7 +743,6 @@ impl<K: Hash + Eq, V> Cache<K, V> {
 
     /// Checks the cache's internal invariants (queues against table,
     /// weights, counts) and panics with a description if one fails.
-    #[cfg(any(test, fuzzing, loom, debug_assertions))]
     #[doc(hidden)]
     pub fn validate(&self) {
         self.inner.validate();

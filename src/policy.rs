@@ -65,7 +65,6 @@ impl List {
         weight: 0,
     };
 
-    #[cfg(any(test, fuzzing, loom, debug_assertions))]
     pub(crate) fn head(&self) -> u32 {
         self.head
     }

@@ -105,7 +105,6 @@ impl<K, V> ShardData<K, V> {
         }
     }
 
-    #[cfg(any(test, fuzzing, loom, debug_assertions))]
     pub(crate) fn len(&self) -> usize {
         self.slab.live()
     }
@@ -513,7 +512,6 @@ impl<K, V> ShardData<K, V> {
 
     /// Checks every internal invariant; panics with a description if one
     /// does not hold. For tests and fuzzing.
-    #[cfg(any(test, fuzzing, loom, debug_assertions))]
     pub(crate) fn validate(&self) {
         let mut live = 0usize;
         let mut nodes = 0usize;
@@ -543,7 +541,6 @@ impl<K, V> ShardData<K, V> {
         );
     }
 
-    #[cfg(any(test, fuzzing, loom, debug_assertions))]
     fn walk(&self, mut cur: u32, kind: Queue, tid: u32) -> ((usize, usize), u64) {
         let (mut live, mut dead, mut w) = (0, 0, 0);
         while cur != NIL {
@@ -562,14 +559,12 @@ impl<K, V> ShardData<K, V> {
         ((live, dead), w)
     }
 
-    #[cfg(any(test, fuzzing, loom, debug_assertions))]
     fn find_index(&self, idx: u32) -> bool {
         let h = table_hash(self.slab.get(idx).hash);
         self.table.find(h, |&i| i == idx).is_some()
     }
 }
 
-#[cfg(any(test, fuzzing, loom, debug_assertions))]
 fn list_head(list: &policy::List) -> u32 {
     list.head()
 }

@@ -153,7 +153,6 @@ impl<K: Hash + Eq, V> Tenant<K, V> {
 
     /// The hash the cache files `key` under for this tenant; for tests of
     /// the hasher's seeding.
-    #[cfg(any(test, fuzzing, loom, debug_assertions))]
     #[doc(hidden)]
     pub fn debug_hash<Q: Hash + ?Sized>(&self, key: &Q) -> u64 {
         self.inner.hash(self.state.tid(), key)
