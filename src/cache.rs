@@ -419,6 +419,11 @@ impl<K: Hash + Eq, V> Inner<K, V> {
     /// writers can see the same excess, so they trim it in turns under
     /// `trimming`, each re-checking the settled counts first: the excess
     /// is evicted once, not once per writer that saw it.
+    ///
+    /// For the same reason the first pass evicts no more than this write
+    /// added: an excess it sees beyond that was left by others, and may be
+    /// being trimmed right now by a writer whose evictions have not settled
+    /// yet. Evicting it here too would evict it twice.
     fn enforce<'a>(
         &'a self,
         mut shard: usize,
@@ -431,13 +436,13 @@ impl<K: Hash + Eq, V> Inner<K, V> {
         let mut guard = Some(guard);
         let mut turn = None;
         loop {
-            let cap = self.tenant_capacity;
+            let (cap, trimming) = (self.tenant_capacity, turn.is_some());
             self.evict_while(
                 &mut shard,
                 &mut guard,
                 ledger,
                 out,
-                |l| l.own_weight() > cap,
+                |l| (trimming || l.grows_own()) && l.own_weight() > cap,
                 |g| g.evict_tenant(generation.tid, now),
             );
             let deaths = self.registry.deaths();
@@ -446,7 +451,7 @@ impl<K: Hash + Eq, V> Inner<K, V> {
                 &mut guard,
                 ledger,
                 out,
-                |l| l.total_weight() > self.max_capacity,
+                |l| (trimming || l.grows_total()) && l.total_weight() > self.max_capacity,
                 |g| g.evict_one(now, deaths),
             );
             if turn.is_some() {
@@ -832,24 +837,37 @@ mod tests {
         }
     }
 
+    /// Where a tenant-"a" key of `cache` lives.
+    fn shard_of(cache: &Cache<u64, u64>, key: u64) -> usize {
+        (cache.tenant("a").debug_hash(&key) >> 32) as usize & cache.inner.shard_mask
+    }
+
     /// Two keys of tenant "a" that live in different shards.
     fn keys_in_two_shards(cache: &Cache<u64, u64>) -> (u64, u64) {
-        let tenant = cache.tenant("a");
-        let shard = |k: u64| (tenant.debug_hash(&k) >> 32) as usize & cache.inner.shard_mask;
         let first = 0;
-        let second = (1..).find(|&k| shard(k) != shard(first)).unwrap();
+        let second = (1..)
+            .find(|&k| shard_of(cache, k) != shard_of(cache, first))
+            .unwrap();
         (first, second)
     }
+
+    /// What a writer that has trimmed does before it settles, given its
+    /// own key and the other writer's.
+    type AtTrimmed = Arc<dyn Fn(u64, u64) + Send + Sync>;
 
     /// Two writers in different shards both check their cap before either
     /// settles, so each sees only its own insert pending and evicts
     /// nothing; then both settle before either re-checks, so both find the
     /// same excess. One of them must evict it, once: one entry is left, not
-    /// none. A writer that has trimmed waits a little for the other to
-    /// trim as well, which it would if both evicted the excess.
+    /// none. A writer that has trimmed runs `at_trimmed`, then waits a
+    /// little for the other to trim as well, which it would if both
+    /// evicted the excess.
     /// Returns the entries left and how many writers reached each pause.
-    fn writers_meeting_before_settle_leave(cache: Cache<u64, u64>) -> (usize, [usize; 3]) {
-        let (k1, k2) = keys_in_two_shards(&cache);
+    fn writers_meeting_before_settle_leave(
+        cache: &Cache<u64, u64>,
+        at_trimmed: AtTrimmed,
+    ) -> (usize, [usize; 3]) {
+        let (k1, k2) = keys_in_two_shards(cache);
         let meeting = |limit| Meeting {
             arrived: Mutex::new(0),
             all_here: Condvar::new(),
@@ -862,30 +880,37 @@ mod tests {
             meeting(Duration::from_millis(200)),
         ]);
         std::thread::scope(|s| {
-            for key in [k1, k2] {
+            for (key, other) in [(k1, k2), (k2, k1)] {
                 let (tenant, meetings) = (cache.tenant("a"), Arc::clone(&meetings));
+                let at_trimmed = Arc::clone(&at_trimmed);
                 s.spawn(move || {
                     AT_PAUSE.with(|hook| {
-                        *hook.borrow_mut() =
-                            Some(Box::new(move |at| meetings[at as usize].attend()));
+                        *hook.borrow_mut() = Some(Box::new(move |at| {
+                            if at == Pause::Trimmed {
+                                at_trimmed(key, other);
+                            }
+                            meetings[at as usize].attend();
+                        }));
                     });
                     tenant.insert(key, key);
                 });
             }
         });
-        cache.validate();
         let arrived = meetings.each_ref().map(|m| *m.arrived.lock().unwrap());
         (cache.entry_count() as usize, arrived)
     }
+
+    fn nothing_more(_: u64, _: u64) {}
 
     #[test]
     fn writers_that_checked_before_either_settled_leave_the_cache_within_max_capacity() {
         let cache = Cache::builder().max_capacity(1).shards(2).build();
         assert_eq!(
-            writers_meeting_before_settle_leave(cache),
+            writers_meeting_before_settle_leave(&cache, Arc::new(nothing_more)),
             (1, [2, 2, 1]),
             "(entries left, writers that reached each pause)"
         );
+        cache.validate();
     }
 
     #[test]
@@ -896,9 +921,68 @@ mod tests {
             .shards(2)
             .build();
         assert_eq!(
-            writers_meeting_before_settle_leave(cache),
+            writers_meeting_before_settle_leave(&cache, Arc::new(nothing_more)),
             (1, [2, 2, 1]),
             "(entries left, writers that reached each pause)"
+        );
+        cache.validate();
+    }
+
+    /// While one writer trims the excess and has not settled its
+    /// evictions, a third writer inserts into the other writer's shard and
+    /// sees the excess too. It must evict only what it added; the excess is
+    /// the trimmer's. The trimmer gives it at most 200 ms, as the third
+    /// writer may wait for the trimmer's turn to end.
+    fn a_third_writer_during_a_trim_leaves(cache: Cache<u64, u64>) -> (usize, [usize; 3]) {
+        let beside = |other: u64| {
+            (1..)
+                .find(|&k| k != other && shard_of(&cache, k) == shard_of(&cache, other))
+                .unwrap()
+        };
+        let (k1, k2) = keys_in_two_shards(&cache);
+        let (beside_k1, beside_k2) = (beside(k1), beside(k2));
+        let third = Arc::new(Mutex::new(None));
+        let at_trimmed: AtTrimmed = {
+            let (tenant, third) = (cache.tenant("a"), Arc::clone(&third));
+            Arc::new(move |_own, other| {
+                let key = if other == k1 { beside_k1 } else { beside_k2 };
+                let (tenant, (done, finished)) = (tenant.clone(), std::sync::mpsc::channel());
+                let writer = std::thread::spawn(move || {
+                    tenant.insert(key, key);
+                    let _ = done.send(());
+                });
+                let _ = finished.recv_timeout(Duration::from_millis(200));
+                *third.lock().unwrap() = Some(writer);
+            })
+        };
+        let left = writers_meeting_before_settle_leave(&cache, at_trimmed);
+        let writer = third.lock().unwrap().take();
+        writer.expect("a writer trimmed").join().unwrap();
+        cache.validate();
+        (cache.entry_count() as usize, left.1)
+    }
+
+    #[test]
+    fn a_writer_that_sees_an_excess_being_trimmed_leaves_the_cache_full() {
+        let cache = Cache::builder().max_capacity(1).shards(2).build();
+        assert_eq!(
+            a_third_writer_during_a_trim_leaves(cache),
+            (1, [2, 2, 1]),
+            "(entries left, of the two racing writers those that reached each pause)"
+        );
+    }
+
+    #[test]
+    fn a_writer_that_sees_a_tenant_excess_being_trimmed_leaves_the_tenant_full() {
+        let cache = Cache::builder()
+            .max_capacity(100)
+            .tenant_capacity(1)
+            .shards(2)
+            .build();
+        assert_eq!(
+            a_third_writer_during_a_trim_leaves(cache),
+            (1, [2, 2, 1]),
+            "(entries left, of the two racing writers those that reached each pause)"
         );
     }
 

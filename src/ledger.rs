@@ -12,8 +12,9 @@
 //! change, so a write sees its own insert. Another thread's pending insert
 //! is not visible until it settles; the writer that settles last sees every
 //! settled insert and evicts the excess (see `Inner::enforce`), so no excess
-//! outlives the write that caused it. Writers that find the same excess
-//! evict it in turns, so it is evicted once.
+//! outlives the write that caused it. Before settling, a write evicts no
+//! more than it added; an excess that other writes left is evicted in
+//! turns, after settling, so it is evicted once.
 
 use crate::sync::{AtomicU64, Ordering::Relaxed};
 
@@ -93,6 +94,19 @@ impl<'a> Ledger<'a> {
     pub(crate) fn own_weight(&self) -> u64 {
         self.generation
             .map_or(0, |g| with(g.weight(), self.own_weight))
+    }
+
+    /// Whether this write's pending changes still add weight to the cache.
+    #[inline]
+    pub(crate) fn grows_total(&self) -> bool {
+        self.weight > 0
+    }
+
+    /// Whether this write's pending changes still add weight to the
+    /// ledger's generation.
+    #[inline]
+    pub(crate) fn grows_own(&self) -> bool {
+        self.own_weight > 0
     }
 
     /// Writes what is left of the changes to the shared counters.

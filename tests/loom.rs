@@ -237,23 +237,45 @@ fn two_shards(capacity: u64) -> Cache<u32, u32> {
     Cache::builder().max_capacity(capacity).shards(2).build()
 }
 
-/// Two inserts of one tenant into different shards of a two-shard cache,
-/// each leaving the cache one over `caps`' limit; returns the entries left.
-fn racing_inserts_leave(caps: fn() -> Cache<u32, u32>) -> u64 {
+/// `writers` inserts (2 or 3) of one tenant racing into a two-shard
+/// cache, each leaving it one over `caps`' limit; returns the entries left.
+/// The first two go to different shards, so each may check its cap before
+/// the other settles. A third goes beside the second, and may see an
+/// excess while another writer is evicting it.
+fn racing_inserts_leave(caps: fn() -> Cache<u32, u32>, writers: usize) -> u64 {
     let cache = caps();
     let a = cache.tenant("a");
     let shard = |k: u32| (a.debug_hash(&k) >> 32) & 1;
     let second = (1..).find(|&k| shard(k) != shard(0)).unwrap();
-    let (x, y) = (cache.tenant("a"), cache.tenant("a"));
-    race(move || x.insert(0, 0), move || y.insert(second, second));
+    let third = (second + 1..).find(|&k| shard(k) == shard(second)).unwrap();
+    let others: Vec<_> = [second, third][..writers - 1]
+        .iter()
+        .map(|&k| {
+            let t = cache.tenant("a");
+            thread::spawn(move || t.insert(k, k))
+        })
+        .collect();
+    a.insert(0, 0);
+    for writer in others {
+        writer.join().unwrap();
+    }
     cache.validate();
     cache.entry_count()
+}
+
+/// A cache of capacity 100 whose tenants hold at most one entry each.
+fn tenant_cap_of_one() -> Cache<u32, u32> {
+    Cache::builder()
+        .max_capacity(100)
+        .tenant_capacity(1)
+        .shards(2)
+        .build()
 }
 
 #[test]
 fn inserts_racing_past_max_capacity_evict_the_excess_once() {
     loom::model(|| {
-        let left = racing_inserts_leave(|| two_shards(1));
+        let left = racing_inserts_leave(|| two_shards(1), 2);
         assert_eq!(left, 1, "capacity 1, two inserts: one entry stays");
     });
 }
@@ -261,14 +283,24 @@ fn inserts_racing_past_max_capacity_evict_the_excess_once() {
 #[test]
 fn inserts_racing_past_the_tenant_cap_evict_the_excess_once() {
     loom::model(|| {
-        let left = racing_inserts_leave(|| {
-            Cache::builder()
-                .max_capacity(100)
-                .tenant_capacity(1)
-                .shards(2)
-                .build()
-        });
+        let left = racing_inserts_leave(tenant_cap_of_one, 2);
         assert_eq!(left, 1, "tenant cap 1, two inserts: one entry stays");
+    });
+}
+
+#[test]
+fn three_inserts_racing_past_max_capacity_evict_each_excess_once() {
+    loom::model(|| {
+        let left = racing_inserts_leave(|| two_shards(1), 3);
+        assert_eq!(left, 1, "capacity 1, three inserts: one entry stays");
+    });
+}
+
+#[test]
+fn three_inserts_racing_past_the_tenant_cap_evict_each_excess_once() {
+    loom::model(|| {
+        let left = racing_inserts_leave(tenant_cap_of_one, 3);
+        assert_eq!(left, 1, "tenant cap 1, three inserts: one entry stays");
     });
 }
 
