@@ -21,7 +21,7 @@ use crate::removals::Removals;
 use crate::shard::{Removed, ShardData, Upsert, Why};
 use crate::slab::Times;
 use crate::stats::{Event, Stats, Tally};
-use crate::sync::{Mutex, RwLock, WriteGuard};
+use crate::sync::{new_hasher, Mutex, RwLock, WriteGuard};
 use crate::tenant::Tenant;
 use crate::tenant_id::{TenantId, TenantKey};
 
@@ -752,19 +752,6 @@ impl<K: Hash + Eq, V> Cache<K, V> {
     pub fn validate(&self) {
         self.inner.validate();
     }
-}
-
-/// Seeded at random for each cache, so that which keys collide, and which
-/// share a shard, cannot be chosen from outside.
-#[cfg(not(loom))]
-fn new_hasher() -> ahash::RandomState {
-    ahash::RandomState::new()
-}
-
-/// Fixed seeds: a loom model must take the same path on every replay.
-#[cfg(loom)]
-fn new_hasher() -> ahash::RandomState {
-    ahash::RandomState::with_seeds(1, 2, 3, 4)
 }
 
 /// The points of `Inner::enforce` where a test can hold a writer to make

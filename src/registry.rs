@@ -246,7 +246,7 @@ impl Registry {
             shards: (0..REGISTRY_SHARDS)
                 .map(|_| RwLock::new(HashTable::new()))
                 .collect(),
-            hasher: ahash::RandomState::new(),
+            hasher: crate::sync::new_hasher(),
             pool: Arc::new(Mutex::new(TidPool::default())),
             deaths: AtomicU64::new(0),
             totals: Arc::new(Counters::new()),

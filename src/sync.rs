@@ -6,7 +6,10 @@
 //! cores) and parking_lot's `Mutex`/`Condvar` for load slots. Under
 //! `--cfg loom` everything switches to loom's model-checked types, which is
 //! why no other module names `parking_lot`, `std::sync` locks or atomics
-//! directly: loom cannot see what does not go through here.
+//! directly: loom cannot see what does not go through here. Hash seeds
+//! come from here too: random in normal builds, fixed under loom, which
+//! replays a model many times and needs every replay to take the same
+//! locks.
 //!
 //! Lock poisoning is deliberately ignored: a panic in a user `Hash`/`Eq`
 //! while a shard lock is held unwinds before the shard's own state is
@@ -88,6 +91,12 @@ mod imp {
     pub(crate) fn current_thread() -> ThreadId {
         std::thread::current().id()
     }
+
+    /// Seeded at random for each table, so that which keys collide, and
+    /// which share a shard, cannot be chosen from outside.
+    pub(crate) fn new_hasher() -> ahash::RandomState {
+        ahash::RandomState::new()
+    }
 }
 
 #[cfg(loom)]
@@ -162,5 +171,11 @@ mod imp {
 
     pub(crate) fn current_thread() -> ThreadId {
         loom::thread::current().id()
+    }
+
+    /// Fixed seeds: a model must take the same path on every replay, and
+    /// which shard a key or a tenant lands in decides which locks it takes.
+    pub(crate) fn new_hasher() -> ahash::RandomState {
+        ahash::RandomState::with_seeds(1, 2, 3, 4)
     }
 }

@@ -1,6 +1,7 @@
-//! Model checks with loom: every interleaving of two threads (up to the
-//! preemption bound) running the load protocol on a one-shard cache, and
-//! writes that race past capacity checks on a two-shard cache.
+//! Model checks with loom: every interleaving (up to the preemption bound)
+//! of two threads running the load protocol on a one-shard cache, and of
+//! two or three writes that race past capacity checks on a two-shard
+//! cache.
 //!
 //! Run with:
 //! `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3 cargo test --release --test loom`
@@ -301,6 +302,48 @@ fn three_inserts_racing_past_the_tenant_cap_evict_each_excess_once() {
     loom::model(|| {
         let left = racing_inserts_leave(tenant_cap_of_one, 3);
         assert_eq!(left, 1, "tenant cap 1, three inserts: one entry stays");
+    });
+}
+
+#[test]
+fn three_tenants_racing_past_max_capacity_evict_each_excess_once() {
+    loom::model(|| {
+        let cache = two_shards(1);
+        let others: Vec<_> = ["b", "c"]
+            .into_iter()
+            .map(|id| {
+                let t = cache.tenant(id);
+                thread::spawn(move || t.insert(1, 1))
+            })
+            .collect();
+        cache.tenant("a").insert(1, 1);
+        for writer in others {
+            writer.join().unwrap();
+        }
+        cache.validate();
+        assert_eq!(
+            cache.entry_count(),
+            1,
+            "capacity 1, three inserts: one entry stays"
+        );
+    });
+}
+
+#[test]
+fn a_load_and_two_inserts_racing_past_max_capacity_leave_one_entry() {
+    loom::model(|| {
+        let cache = two_shards(1);
+        let a = cache.tenant("a");
+        let shard = |k: u32| (a.debug_hash(&k) >> 32) & 1;
+        let second = (1..).find(|&k| shard(k) != shard(0)).unwrap();
+        let (x, y) = (cache.tenant("a"), cache.tenant("a"));
+        let inserter = thread::spawn(move || x.insert(second, second));
+        let loader = thread::spawn(move || y.get_with(7, || 7));
+        a.insert(0, 0);
+        inserter.join().unwrap();
+        assert_eq!(loader.join().unwrap(), 7);
+        cache.validate();
+        assert_eq!(cache.entry_count(), 1, "capacity 1: one entry stays");
     });
 }
 
