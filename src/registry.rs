@@ -9,13 +9,13 @@
 //! its generation is dead and nothing holds it any more: no shard queue
 //! that links one of its entries or tombstones, no load in flight.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 
 use hashbrown::HashTable;
 
 use crate::stats::{Counters, Event, Stats, Tally};
-use crate::sync::{AtomicU32, AtomicU64, Mutex, Ordering, RwLock};
+use crate::sync::Ordering::Relaxed;
+use crate::sync::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Mutex, Ordering, RwLock};
 use crate::tenant_id::{IdRef, TenantId, TenantKey};
 
 /// Hands out generation ids and takes back the ones no entry uses.
@@ -214,8 +214,11 @@ impl TenantState {
         self.handles.fetch_add(1, Relaxed);
     }
 
+    /// Live handles. Reading 0 makes every write done through the
+    /// dropped handles visible (see `Registry::release`), so the entry
+    /// count read next includes them.
     pub(crate) fn handles(&self) -> usize {
-        self.handles.load(Relaxed)
+        self.handles.load(Ordering::Acquire)
     }
 }
 
@@ -321,7 +324,10 @@ impl Registry {
     pub(crate) fn release(&self, state: &Arc<TenantState>) {
         // Handles are made per request, so most last-handle drops are of
         // tenants that keep entries: look before taking the write lock.
-        if state.handles.fetch_sub(1, Relaxed) == 1
+        // Release, so the writes made through this handle (whose settled
+        // counts `try_remove` reads) happen before whoever sees the count
+        // reach 0; acquire, for the same of the handles dropped before.
+        if state.handles.fetch_sub(1, Ordering::AcqRel) == 1
             && state.generation().is_some_and(|g| g.entries() == 0)
         {
             self.try_remove(state);
@@ -331,7 +337,7 @@ impl Registry {
     /// Removes an idle tenant (no handle, no entry) from the registry.
     pub(crate) fn try_remove(&self, state: &Arc<TenantState>) {
         let mut table = self.shard(state.hash).write();
-        if state.handles.load(Relaxed) != 0 || state.removed.load(Relaxed) {
+        if state.handles() != 0 || state.removed.load(Relaxed) {
             return;
         }
         let Some(generation) = state.generation() else {

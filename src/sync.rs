@@ -22,7 +22,7 @@ mod imp {
     use std::sync::PoisonError;
     use std::time::Duration;
 
-    pub(crate) use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+    pub(crate) use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
     pub(crate) use std::thread::ThreadId;
 
     /// Reader-scalable lock: readers take one of several per-thread slots.
@@ -104,7 +104,7 @@ mod imp {
     use std::sync::PoisonError;
     use std::time::Duration;
 
-    pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+    pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
     pub(crate) use loom::thread::ThreadId;
 
     #[derive(Debug)]

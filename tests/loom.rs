@@ -347,6 +347,30 @@ fn a_load_and_two_inserts_racing_past_max_capacity_leave_one_entry() {
     });
 }
 
+/// A tenant is forgotten once it has no handle and no entry. Whoever drops
+/// the last handle must see the counts settled through the other handles,
+/// or it forgets a tenant that still has an entry, and loses the entry.
+#[test]
+fn the_last_handle_dropped_after_racing_writes_keeps_a_tenant_with_an_entry() {
+    loom::model(|| {
+        let cache = two_shards(1);
+        let a = cache.tenant("a");
+        let shard = |k: u32| (a.debug_hash(&k) >> 32) & 1;
+        let second = (1..).find(|&k| shard(k) != shard(0)).unwrap();
+        drop(a);
+        let (x, y) = (cache.tenant("a"), cache.tenant("a"));
+        let inserter = thread::spawn(move || x.insert(second, second));
+        let invalidator = thread::spawn(move || y.invalidate(&second));
+        cache.tenant("a").insert(0, 0);
+        inserter.join().unwrap();
+        invalidator.join().unwrap();
+        cache.validate();
+        let a = cache.tenant("a");
+        let visible = u64::from(a.contains(&0)) + u64::from(a.contains(&second));
+        assert_eq!(cache.entry_count(), visible, "an entry outlived its tenant");
+    });
+}
+
 #[test]
 fn an_insert_racing_invalidate_all_in_a_full_cache_keeps_counts_exact() {
     loom::model(|| {
