@@ -889,9 +889,21 @@ mod tests {
 
     fn nothing_more(_: u64, _: u64) {}
 
+    fn two_shards_of_capacity_one() -> Cache<u64, u64> {
+        Cache::builder().max_capacity(1).shards(2).build()
+    }
+
+    fn two_shards_with_a_tenant_cap_of_one() -> Cache<u64, u64> {
+        Cache::builder()
+            .max_capacity(100)
+            .tenant_capacity(1)
+            .shards(2)
+            .build()
+    }
+
     #[test]
     fn writers_that_checked_before_either_settled_leave_the_cache_within_max_capacity() {
-        let cache = Cache::builder().max_capacity(1).shards(2).build();
+        let cache = two_shards_of_capacity_one();
         assert_eq!(
             writers_meeting_before_settle_leave(&cache, Arc::new(nothing_more)),
             (1, [2, 2, 1]),
@@ -902,11 +914,7 @@ mod tests {
 
     #[test]
     fn writers_that_checked_before_either_settled_leave_the_tenant_within_its_cap() {
-        let cache = Cache::builder()
-            .max_capacity(100)
-            .tenant_capacity(1)
-            .shards(2)
-            .build();
+        let cache = two_shards_with_a_tenant_cap_of_one();
         assert_eq!(
             writers_meeting_before_settle_leave(&cache, Arc::new(nothing_more)),
             (1, [2, 2, 1]),
@@ -951,7 +959,7 @@ mod tests {
 
     #[test]
     fn a_writer_that_sees_an_excess_being_trimmed_leaves_the_cache_full() {
-        let cache = Cache::builder().max_capacity(1).shards(2).build();
+        let cache = two_shards_of_capacity_one();
         assert_eq!(
             a_third_writer_during_a_trim_leaves(cache),
             (1, [2, 2, 1]),
@@ -961,11 +969,7 @@ mod tests {
 
     #[test]
     fn a_writer_that_sees_a_tenant_excess_being_trimmed_leaves_the_tenant_full() {
-        let cache = Cache::builder()
-            .max_capacity(100)
-            .tenant_capacity(1)
-            .shards(2)
-            .build();
+        let cache = two_shards_with_a_tenant_cap_of_one();
         assert_eq!(
             a_third_writer_during_a_trim_leaves(cache),
             (1, [2, 2, 1]),
