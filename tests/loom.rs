@@ -1,7 +1,7 @@
 //! Model checks with loom: every interleaving (up to the preemption bound)
-//! of two threads running the load protocol on a one-shard cache, and of
-//! two or three writes that race past capacity checks on a two-shard
-//! cache.
+//! of two or three threads running the load protocol on a one-shard cache,
+//! and of two or three writes that race past capacity checks on a
+//! two-shard cache.
 //!
 //! Run with:
 //! `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3 cargo test --release --test loom`
@@ -38,6 +38,31 @@ fn concurrent_get_with_runs_one_loader_and_both_see_its_value() {
         assert_eq!(a.join().unwrap(), 7);
         assert_eq!(b.join().unwrap(), 7);
         assert_eq!(calls.load(SeqCst), 1, "the loader ran twice");
+        cache.validate();
+    });
+}
+
+/// With two waiters, publishing the value must wake both, not one.
+#[test]
+fn three_concurrent_get_with_run_one_loader_and_all_see_its_value() {
+    loom::model(|| {
+        let cache = cache();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let load = {
+            let calls = calls.clone();
+            move || {
+                calls.fetch_add(1, SeqCst);
+                7
+            }
+        };
+        let spawn = |cache: &Cache<u32, u32>| {
+            let (t, load) = (cache.tenant("a"), load.clone());
+            thread::spawn(move || t.get_with(1, load))
+        };
+        let (a, b) = (spawn(&cache), spawn(&cache));
+        let c = cache.tenant("a").get_with(1, load);
+        assert_eq!((a.join().unwrap(), b.join().unwrap(), c), (7, 7, 7));
+        assert_eq!(calls.load(SeqCst), 1, "the loader ran more than once");
         cache.validate();
     });
 }
@@ -115,6 +140,32 @@ fn a_panicking_leader_never_strands_its_waiter() {
         // Nothing stays locked: the key loads again.
         let again = cache.tenant("a").get_with(1, || 3);
         assert!(again == 2 || again == 3);
+    });
+}
+
+/// With two waiters on a panicking load, both are woken.
+#[test]
+fn a_panicking_leader_never_strands_two_waiters() {
+    loom::model(|| {
+        let cache = cache();
+        let t = cache.tenant("a");
+        let leader = thread::spawn(move || {
+            catch_unwind(AssertUnwindSafe(|| {
+                t.try_get_with(1, |_| -> Result<u32, ()> { panic!("boom") })
+            }))
+            .is_err()
+        });
+        let t = cache.tenant("a");
+        let waiter = thread::spawn(move || t.try_get_with(1, |_| Ok::<_, ()>(2)));
+        let here = cache.tenant("a").try_get_with(1, |_| Ok::<_, ()>(3));
+        let _leader_panicked = leader.join().unwrap();
+        for outcome in [waiter.join().unwrap(), here] {
+            match outcome {
+                Ok(v) => assert!(v == 2 || v == 3),
+                Err(e) => assert_eq!(e, LoadError::Panicked),
+            }
+        }
+        cache.validate();
     });
 }
 
