@@ -324,36 +324,33 @@ fn tenant_cap_of_one() -> Cache<u32, u32> {
         .build()
 }
 
+/// Models `writers` racing inserts into the cache `caps` builds and
+/// checks that exactly one entry stays, whichever cap is 1.
+fn one_entry_stays(caps: fn() -> Cache<u32, u32>, writers: usize) {
+    loom::model(move || {
+        let left = racing_inserts_leave(caps, writers);
+        assert_eq!(left, 1, "a cap of 1, {writers} inserts: one entry stays");
+    });
+}
+
 #[test]
 fn inserts_racing_past_max_capacity_evict_the_excess_once() {
-    loom::model(|| {
-        let left = racing_inserts_leave(|| two_shards(1), 2);
-        assert_eq!(left, 1, "capacity 1, two inserts: one entry stays");
-    });
+    one_entry_stays(|| two_shards(1), 2);
 }
 
 #[test]
 fn inserts_racing_past_the_tenant_cap_evict_the_excess_once() {
-    loom::model(|| {
-        let left = racing_inserts_leave(tenant_cap_of_one, 2);
-        assert_eq!(left, 1, "tenant cap 1, two inserts: one entry stays");
-    });
+    one_entry_stays(tenant_cap_of_one, 2);
 }
 
 #[test]
 fn three_inserts_racing_past_max_capacity_evict_each_excess_once() {
-    loom::model(|| {
-        let left = racing_inserts_leave(|| two_shards(1), 3);
-        assert_eq!(left, 1, "capacity 1, three inserts: one entry stays");
-    });
+    one_entry_stays(|| two_shards(1), 3);
 }
 
 #[test]
 fn three_inserts_racing_past_the_tenant_cap_evict_each_excess_once() {
-    loom::model(|| {
-        let left = racing_inserts_leave(tenant_cap_of_one, 3);
-        assert_eq!(left, 1, "tenant cap 1, three inserts: one entry stays");
-    });
+    one_entry_stays(tenant_cap_of_one, 3);
 }
 
 #[test]
