@@ -116,6 +116,26 @@ mod tests {
     }
 
     #[test]
+    fn jitter_spreads_delays_over_the_range_and_differs_between_threads() {
+        let r = Retry::attempts(3).backoff(Duration::from_millis(4));
+        let sample = move || (0..64).map(|_| r.delay(2)).collect::<Vec<_>>();
+        let here = sample();
+        let there = std::thread::spawn(sample).join().unwrap();
+        let low = here
+            .iter()
+            .filter(|d| **d < Duration::from_millis(3))
+            .count();
+        assert!(
+            low > 0 && low < here.len(),
+            "all 64 delays in one half of [2, 4) ms: {here:?}"
+        );
+        let distinct: std::collections::HashSet<_> = here.iter().collect();
+        assert!(distinct.len() >= 48, "a short cycle: {here:?}");
+        let shared = here.iter().filter(|d| there.contains(d)).count();
+        assert!(shared < 8, "two threads drew {shared} of 64 delays alike");
+    }
+
+    #[test]
     fn zero_attempts_means_one() {
         assert_eq!(Retry::attempts(0).max_attempts(), 1);
     }

@@ -2,7 +2,7 @@ use std::hash::{Hash, Hasher};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 
-use tenant_cache::{Cache, Retry};
+use tenant_cache::{Cache, Retry, MAX_SHARDS};
 
 /// A key whose `Hash` or `Eq` can be told to panic.
 #[derive(Clone, Debug)]
@@ -94,6 +94,15 @@ fn extreme_arguments_are_handled_without_panic() {
     let v = t.load(5).timeout(Duration::MAX).run(|_| Ok::<_, ()>(5));
     assert_eq!(v, Ok(5));
     assert_eq!(cache.tenant("").get(&1), None);
+}
+
+#[test]
+fn shard_counts_round_up_to_a_power_of_two_and_stop_at_max_shards() {
+    let shards = |n| format!("{:?}", Cache::<u32, u32>::builder().shards(n).build());
+    assert!(shards(1).contains("shards: 1,"), "{}", shards(1));
+    assert!(shards(3).contains("shards: 4,"), "{}", shards(3));
+    let most = format!("shards: {MAX_SHARDS},");
+    assert!(shards(usize::MAX).contains(&most), "{}", shards(usize::MAX));
 }
 
 #[test]

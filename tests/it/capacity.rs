@@ -187,6 +187,26 @@ fn the_cache_fills_to_capacity_however_keys_spread_over_shards() {
     assert_eq!(cache.entry_count(), resident);
 }
 
+/// The tenant's weight ends where it was, but it holds one entry fewer:
+/// both counts must be settled, not only the weight.
+#[test]
+fn an_insert_that_evicts_two_lighter_entries_of_its_tenant_counts_both_out() {
+    let cache: Cache<u32, u32> = Cache::builder()
+        .max_capacity(100)
+        .tenant_capacity(3)
+        .shards(1)
+        .weigher(|_k: &u32, v: &u32| *v)
+        .build();
+    let t = cache.tenant("a");
+    t.insert(1, 1);
+    t.insert(2, 2);
+    t.insert(3, 3);
+    assert_eq!((t.get(&1), t.get(&2), t.get(&3)), (None, None, Some(3)));
+    assert_eq!((t.entry_count(), t.weighted_size()), (1, 3));
+    assert_eq!((cache.entry_count(), cache.weighted_size()), (1, 3));
+    cache.validate();
+}
+
 #[test]
 fn replacing_a_value_updates_its_weight() {
     let cache: Cache<u32, String> = Cache::builder()
