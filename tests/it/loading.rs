@@ -386,7 +386,15 @@ fn refresh_after_reloads_once_while_others_keep_the_current_value() {
         .build();
     let t = cache.tenant("a");
     assert_eq!(t.get_with(1, || "v1".into()), "v1");
-    clock.advance(Duration::from_secs(11));
+    clock.advance(Duration::from_secs(9));
+    let r = t.try_get_with(1, |_| Ok::<_, ()>("too soon".into()));
+    assert_eq!(r.unwrap(), "v1");
+    assert_eq!(
+        t.stats().loads,
+        1,
+        "a value younger than refresh_after reloaded"
+    );
+    clock.advance(Duration::from_secs(2));
     let (release, gate) = mpsc::channel::<()>();
     let leader_t = cache.tenant("a");
     let leader = thread::spawn(move || {
