@@ -269,6 +269,53 @@ fn retries_stop_once_the_deadline_has_passed() {
 }
 
 #[test]
+fn retries_run_until_success_while_the_deadline_is_ahead() {
+    let cache = cache();
+    let t = cache.tenant("a");
+    let attempts = AtomicU32::new(0);
+    let r = t
+        .load(1)
+        .timeout(Duration::from_secs(60))
+        .retry(Retry::attempts(3))
+        .run(|ctx| {
+            attempts.fetch_add(1, Ordering::SeqCst);
+            match ctx.attempt() {
+                3 => Ok("third time".to_string()),
+                _ => Err("down"),
+            }
+        });
+    assert_eq!(r.unwrap(), "third time");
+    assert_eq!(attempts.load(Ordering::SeqCst), 3);
+    assert_eq!((t.stats().loads, t.stats().load_failures), (3, 0));
+}
+
+/// Sleeps are never shorter than asked, so the lower bounds hold however
+/// loaded the machine is.
+#[test]
+fn each_retry_waits_at_least_half_of_a_doubling_backoff() {
+    let cache = cache();
+    let t = cache.tenant("a");
+    let mut starts = Vec::new();
+    let r = t
+        .load(1)
+        .retry(Retry::attempts(4).backoff(Duration::from_millis(20)))
+        .run(|_| {
+            starts.push(Instant::now());
+            Err::<String, _>("down")
+        });
+    assert!(r.unwrap_err().is_failed());
+    let gaps: Vec<Duration> = starts.windows(2).map(|w| w[1] - w[0]).collect();
+    assert_eq!(gaps.len(), 3);
+    for (gap, step) in gaps.iter().zip([20, 40, 80]) {
+        let least = Duration::from_millis(step / 2);
+        assert!(
+            *gap >= least,
+            "waited {gap:?} before a retry, not {least:?}: {gaps:?}"
+        );
+    }
+}
+
+#[test]
 fn load_ctx_describes_the_load() {
     let cache = cache();
     let t = cache.tenant(9u64);
