@@ -82,3 +82,17 @@ fn handles_are_send_sync_clone_and_debug() {
     assert!(format!("{cache:?}").contains("entry_count: 1"));
     assert!(format!("{t:?}").contains("\"a\""));
 }
+
+#[test]
+fn a_dropped_clone_leaves_the_tenant_registered_for_the_other_handle() {
+    let cache: Cache<u32, u32> = Cache::new(10);
+    let t = cache.tenant("a");
+    drop(t.clone());
+    t.insert(1, 1);
+    assert_eq!(
+        cache.tenant("a").get(&1),
+        Some(1),
+        "the tenant was forgotten while a handle still held it"
+    );
+    assert_eq!(cache.tenants().len(), 1);
+}
