@@ -187,6 +187,28 @@ fn the_cache_fills_to_capacity_however_keys_spread_over_shards() {
     assert_eq!(cache.entry_count(), resident);
 }
 
+/// Refused at the door: evicting the tenant down to its cap after
+/// storing it would flush the tenant's older entries of its shard first
+/// (one shard, so all of them are).
+#[test]
+fn an_entry_heavier_than_the_tenant_cap_is_refused_and_the_tenants_others_stay() {
+    let cache: Cache<u32, u32> = Cache::builder()
+        .max_capacity(10)
+        .tenant_capacity(5)
+        .shards(1)
+        .weigher(|_k: &u32, v: &u32| *v)
+        .build();
+    assert_eq!((cache.max_capacity(), cache.tenant_capacity()), (10, 5));
+    let t = cache.tenant("a");
+    t.insert(1, 2);
+    t.insert(2, 2);
+    t.insert(3, 10);
+    assert_eq!((t.get(&1), t.get(&2), t.get(&3)), (Some(2), Some(2), None));
+    let s = t.stats();
+    assert_eq!((s.evictions, s.tenant_evictions, s.entry_count), (1, 1, 2));
+    cache.validate();
+}
+
 /// The tenant's weight ends where it was, but it holds one entry fewer:
 /// both counts must be settled, not only the weight.
 #[test]

@@ -316,6 +316,20 @@ fn each_retry_waits_at_least_half_of_a_doubling_backoff() {
 }
 
 #[test]
+fn cached_counts_a_hit_and_leaves_the_miss_to_the_load_that_follows() {
+    let cache = cache();
+    let t = cache.tenant("a");
+    t.insert(1, "one".into());
+    assert_eq!(t.cached(&1).as_deref(), Some("one"));
+    assert_eq!(t.cached(&2), None);
+    assert_eq!((t.stats().hits, t.stats().misses), (1, 0));
+    let two = t.try_get_with(2, |_| Ok::<_, ()>("two".into()));
+    assert_eq!(two.unwrap(), "two");
+    assert_eq!((t.stats().hits, t.stats().misses), (1, 1));
+    assert_eq!(cache.tenant("b").cached(&1), None);
+}
+
+#[test]
 fn load_ctx_describes_the_load() {
     let cache = cache();
     let t = cache.tenant(9u64);
