@@ -110,6 +110,18 @@ fn cache_invalidate_all_drops_every_tenant() {
 }
 
 #[test]
+fn cache_invalidate_all_forgets_tenants_no_handle_holds() {
+    let cache: Cache<u32, u32> = Cache::new(100);
+    cache.tenant("idle").insert(1, 1);
+    let held = cache.tenant("held");
+    held.insert(1, 2);
+    cache.invalidate_all();
+    let ids: Vec<TenantId> = cache.tenants().into_iter().map(|(id, _)| id).collect();
+    assert_eq!(ids, vec![TenantId::from("held")]);
+    assert_eq!(cache.tenant_stats("idle"), None);
+}
+
+#[test]
 fn invalidate_reports_whether_it_removed_something() {
     let cache: Cache<String, u32> = Cache::new(100);
     let a = cache.tenant("a");
