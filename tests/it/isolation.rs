@@ -1,8 +1,11 @@
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc};
 use std::thread;
 
-use tenant_cache::Cache;
+use tenant_cache::{Cache, Tenant};
+
+use crate::support::PATIENCE;
 
 #[test]
 fn the_same_key_under_two_tenants_is_two_entries() {
@@ -127,4 +130,47 @@ fn a_load_in_flight_across_invalidate_all_is_never_shared_with_another_tenant() 
     assert_eq!(leader.join().unwrap(), "a's value");
     assert_eq!(a.get(&1), None, "a's pre-invalidation load came back");
     assert_eq!(b.get(&1).as_deref(), Some("b's value"));
+}
+
+/// A key of `a` and a key of `b` that the cache files under the same
+/// 32-bit hash: among 200,000 keys of `a`, each key of `b` collides with
+/// one with odds of about 1 in 21,000.
+fn keys_with_equal_stored_hashes(a: &Tenant<u64, u64>, b: &Tenant<u64, u64>) -> (u64, u64) {
+    let of_a: HashMap<u32, u64> = (0..200_000u64)
+        .map(|k| (a.debug_hash(&k) as u32, k))
+        .collect();
+    (0..10_000_000u64)
+        .find_map(|k| of_a.get(&(b.debug_hash(&k) as u32)).map(|&ka| (ka, k)))
+        .expect("no colliding pair among 10M keys")
+}
+
+#[test]
+fn tenants_whose_keys_share_a_stored_hash_never_share_entries_or_loads() {
+    let cache: Cache<u64, u64> = Cache::builder().max_capacity(100).shards(1).build();
+    let (a, b) = (cache.tenant("a"), cache.tenant("b"));
+    let (ka, kb) = keys_with_equal_stored_hashes(&a, &b);
+    a.insert(ka, 1);
+    assert_eq!((b.get(&kb), b.contains(&kb)), (None, false));
+    a.invalidate(&ka);
+    let (started, has_started) = mpsc::channel();
+    let (release, gate) = mpsc::channel::<()>();
+    let leader = {
+        let a = a.clone();
+        thread::spawn(move || {
+            a.try_get_with(ka, move |_| {
+                started.send(()).unwrap();
+                gate.recv_timeout(PATIENCE).unwrap();
+                Ok::<_, ()>(1)
+            })
+        })
+    };
+    has_started.recv_timeout(PATIENCE).unwrap();
+    assert_eq!(
+        b.try_get_with(kb, |_| Ok::<_, ()>(2)),
+        Ok(2),
+        "b joined a's load"
+    );
+    release.send(()).unwrap();
+    assert_eq!(leader.join().unwrap(), Ok(1));
+    assert_eq!((a.get(&ka), b.get(&kb)), (Some(1), Some(2)));
 }
