@@ -50,8 +50,15 @@ fn per_entry_ttl_works_in_a_cache_without_ttl() {
     t.insert(1, 1);
     t.insert_with_ttl(2, 2, Duration::from_secs(1));
     t.insert(3, 3);
+    t.insert(4, 4);
+    t.insert_with_ttl(4, 5, Duration::from_secs(1));
     clock.advance(Duration::from_secs(3600));
     assert_eq!((t.get(&1), t.get(&2), t.get(&3)), (Some(1), None, Some(3)));
+    assert_eq!(
+        t.get(&4),
+        None,
+        "a value rewritten with a ttl never expires"
+    );
 }
 
 #[test]
@@ -63,6 +70,8 @@ fn rewriting_an_entry_restarts_its_ttl() {
     t.insert(1, 2);
     clock.advance(Duration::from_secs(8));
     assert_eq!(t.get(&1), Some(2));
+    clock.advance(Duration::from_secs(2));
+    assert_eq!(t.get(&1), None, "the rewritten entry never expires");
 }
 
 #[test]
