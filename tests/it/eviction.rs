@@ -121,3 +121,18 @@ fn keys_reused_just_beyond_the_initial_small_fifo_grow_it_until_their_reuses_hit
         "only {late_reuse_hits} of the last {late_reuses} reuses hit"
     );
 }
+
+/// A key used while still on probation is kept when probation ends,
+/// instead of being evicted with the one-time keys inserted after it.
+#[test]
+fn a_key_used_once_after_its_insert_outlives_the_scan_that_follows() {
+    let cache: Cache<u64, u64> = Cache::builder().max_capacity(100).shards(1).build();
+    let t = cache.tenant("a");
+    t.insert(0, 0);
+    assert_eq!(t.get(&0), Some(0));
+    for k in 1..=300 {
+        t.insert(k, k);
+    }
+    assert!(t.contains(&0), "the used key left with the scan");
+    assert_eq!(t.entry_count(), 100);
+}
