@@ -17,7 +17,7 @@ thread_local!(static ALLOCS: Cell<usize> = const { Cell::new(0) });
 thread_local!(static LIVE: Cell<isize> = const { Cell::new(0) });
 
 // SAFETY: forwards every call to the system allocator unchanged; only
-// counts, in a thread-local that allocates nothing itself.
+// counts, in thread-locals that allocate nothing themselves.
 #[allow(unsafe_code)]
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
