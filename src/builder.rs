@@ -144,7 +144,9 @@ impl<K, V> CacheBuilder<K, V> {
 
     /// How many shards to split the cache into; rounded up to a power of
     /// two and capped at [`MAX_SHARDS`]. Capacity is shared by all shards,
-    /// so more shards cost no capacity. Default: four per core.
+    /// so more shards cost no capacity. Each shard's lock takes one 128-byte
+    /// line per reader slot (twice the cores, 4 to 32 slots, plus one),
+    /// before any entry. Default: four per core.
     ///
     /// # Panics
     ///

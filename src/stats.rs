@@ -7,10 +7,10 @@
 //! too, and a thread that owns its stripe needs no locked instruction.
 //! Everything else is rarer and goes to one shared atomic per event.
 
-use std::cell::Cell;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
+
+use crate::thread_slot::{owned_slots, thread_slot};
 
 /// A snapshot of a cache's or a tenant's counters.
 ///
@@ -97,76 +97,6 @@ struct Stripe {
     counts: [AtomicU64; TALLIES],
 }
 
-/// Stripes owned by one thread each; a thread that finds none free shares
-/// the last stripe with the others in that situation.
-fn owned_stripes() -> usize {
-    static COUNT: AtomicUsize = AtomicUsize::new(0);
-    let n = COUNT.load(Relaxed);
-    if n != 0 {
-        return n;
-    }
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let n = (2 * cores).next_power_of_two().clamp(4, 32);
-    COUNT.store(n, Relaxed);
-    n
-}
-
-/// A thread's claim on one stripe index, given back when the thread exits.
-struct StripeClaim {
-    index: usize,
-}
-
-/// Free stripe indices, and the next never-used one.
-static FREE_STRIPES: Mutex<(Vec<usize>, usize)> = Mutex::new((Vec::new(), 0));
-
-impl StripeClaim {
-    fn take() -> Self {
-        let mut free = FREE_STRIPES.lock().unwrap_or_else(|e| e.into_inner());
-        let index = match free.0.pop() {
-            Some(i) => i,
-            None if free.1 < owned_stripes() => {
-                free.1 += 1;
-                free.1 - 1
-            }
-            None => SHARED,
-        };
-        StripeClaim { index }
-    }
-}
-
-impl Drop for StripeClaim {
-    fn drop(&mut self) {
-        if self.index != SHARED {
-            let mut free = FREE_STRIPES.lock().unwrap_or_else(|e| e.into_inner());
-            free.0.push(self.index);
-        }
-    }
-}
-
-/// Marks the shared stripe.
-const SHARED: usize = usize::MAX;
-
-thread_local! {
-    /// Gives the index back at thread exit.
-    static CLAIM: StripeClaim = StripeClaim::take();
-    /// The same index, readable without the lazy-init check.
-    static STRIPE: Cell<usize> = const { Cell::new(UNCLAIMED) };
-}
-
-const UNCLAIMED: usize = usize::MAX - 1;
-
-/// This thread's stripe index, or `SHARED`.
-#[inline]
-fn thread_stripe() -> usize {
-    let index = STRIPE.with(Cell::get);
-    if index != UNCLAIMED {
-        return index;
-    }
-    let index = CLAIM.try_with(|c| c.index).unwrap_or(SHARED);
-    STRIPE.with(|s| s.set(index));
-    index
-}
-
 /// Adds one to a counter. A thread that owns its stripe is its only
 /// writer, so a plain load and store (no locked instruction) is exact;
 /// the shared stripe needs the atomic add.
@@ -205,9 +135,7 @@ pub(crate) struct Counters {
 impl Counters {
     pub(crate) fn new() -> Self {
         Self {
-            stripes: (0..owned_stripes() + 1)
-                .map(|_| Stripe::default())
-                .collect(),
+            stripes: (0..owned_slots() + 1).map(|_| Stripe::default()).collect(),
             events: Default::default(),
             load_nanos: AtomicU64::new(0),
         }
@@ -215,7 +143,7 @@ impl Counters {
 
     #[inline]
     fn stripe(&self) -> (&Stripe, bool) {
-        let index = thread_stripe();
+        let index = thread_slot();
         let shared = self.stripes.len() - 1;
         if index < shared {
             (&self.stripes[index], true)

@@ -1,50 +1,37 @@
 //! The synchronization primitives the crate is built on, with one face for
 //! two implementations.
 //!
-//! Normal builds use crossbeam-utils' `ShardedLock` for shards (readers lock
-//! a per-thread slot, so hits never bounce a shared reader count between
-//! cores) and parking_lot's `Mutex`/`Condvar` for load slots. Under
-//! `--cfg loom` everything switches to loom's model-checked types, which is
+//! Normal builds use the crate's [`SlotLock`](crate::slot_lock::SlotLock)
+//! for shards (each reader writes only its own thread's count, so hits
+//! never bounce a shared line between cores) and parking_lot's
+//! `Mutex`/`Condvar` for load slots. Under `--cfg loom` everything switches
+//! to loom's model-checked types (the shards to loom's `RwLock`; the slot
+//! lock has loom models of its own), which is
 //! why no other module names `parking_lot`, `std::sync` locks or atomics
 //! directly: loom cannot see what does not go through here. Hash seeds
 //! come from here too: random in normal builds, fixed under loom, which
 //! replays a model many times and needs every replay to take the same
 //! locks.
 //!
-//! Lock poisoning is deliberately ignored: a panic in a user `Hash`/`Eq`
-//! while a shard lock is held unwinds before the shard's own state is
-//! touched, so the data behind a poisoned lock is still consistent.
+//! Lock poisoning is deliberately ignored (the slot lock has none; loom's
+//! is unwrapped): a panic in a user `Hash`/`Eq` while a shard lock is held
+//! unwinds before the shard's own state is touched, so the data behind
+//! the lock is still consistent.
 
 pub(crate) use imp::*;
 
 #[cfg(not(loom))]
 mod imp {
-    use std::sync::PoisonError;
     use std::time::Duration;
 
-    pub(crate) use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+    pub(crate) use crossbeam_utils::Backoff;
+    pub(crate) use std::sync::atomic::{
+        fence, AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering,
+    };
     pub(crate) use std::thread::ThreadId;
 
-    /// Reader-scalable lock: readers take one of several per-thread slots.
-    #[derive(Debug)]
-    pub(crate) struct RwLock<T>(crossbeam_utils::sync::ShardedLock<T>);
-
-    pub(crate) type ReadGuard<'a, T> = crossbeam_utils::sync::ShardedLockReadGuard<'a, T>;
-    pub(crate) type WriteGuard<'a, T> = crossbeam_utils::sync::ShardedLockWriteGuard<'a, T>;
-
-    impl<T> RwLock<T> {
-        pub(crate) fn new(value: T) -> Self {
-            Self(crossbeam_utils::sync::ShardedLock::new(value))
-        }
-
-        pub(crate) fn read(&self) -> ReadGuard<'_, T> {
-            self.0.read().unwrap_or_else(PoisonError::into_inner)
-        }
-
-        pub(crate) fn write(&self) -> WriteGuard<'_, T> {
-            self.0.write().unwrap_or_else(PoisonError::into_inner)
-        }
-    }
+    /// Reader-scalable lock: each reader writes only its own thread's count.
+    pub(crate) use crate::slot_lock::{SlotLock as RwLock, WriteGuard};
 
     #[derive(Debug, Default)]
     pub(crate) struct Mutex<T>(parking_lot::Mutex<T>);
@@ -106,6 +93,32 @@ mod imp {
 
     pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
     pub(crate) use loom::thread::ThreadId;
+
+    // Used only by the slot lock, which loom builds only for its models.
+    #[cfg(test)]
+    pub(crate) use loom::sync::atomic::fence;
+
+    /// A spin that loom can see: every step yields to the other threads.
+    #[cfg(test)]
+    #[derive(Debug, Default)]
+    pub(crate) struct Backoff;
+
+    #[cfg(test)]
+    impl Backoff {
+        pub(crate) fn new() -> Self {
+            Self
+        }
+
+        pub(crate) fn snooze(&self) {
+            loom::thread::yield_now();
+        }
+
+        /// Always: under loom a waiting reader blocks on the writer mutex
+        /// at once, which loom models without spinning.
+        pub(crate) fn is_completed(&self) -> bool {
+            true
+        }
+    }
 
     #[derive(Debug)]
     pub(crate) struct RwLock<T>(loom::sync::RwLock<T>);

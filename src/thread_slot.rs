@@ -1,0 +1,141 @@
+//! Per-thread slot indices, shared by everything that keeps one cache line
+//! per thread: the stats stripes and the shard locks' reader counts.
+//!
+//! A thread claims an index the first time it asks and gives it back when
+//! it exits, so a server's long-lived threads each own one. A slot owned
+//! by one thread has one writer, which can update it with a plain load and
+//! store instead of a locked instruction. Threads beyond the number of
+//! owned slots (or asking while their thread-locals are being destroyed)
+//! get [`SHARED`] and use a last slot that every such thread shares,
+//! atomically.
+
+use std::cell::Cell;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::Mutex;
+
+/// The index of the slot that threads without one of their own share.
+pub(crate) const SHARED: usize = usize::MAX;
+
+/// How many slots threads can own: twice the cores, rounded up to a power
+/// of two, between 4 and 32. Fixed for the life of the process, so every
+/// per-thread array sized from it has room for every index handed out.
+pub(crate) fn owned_slots() -> usize {
+    static COUNT: AtomicUsize = AtomicUsize::new(0);
+    let n = COUNT.load(Relaxed);
+    if n != 0 {
+        return n;
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let n = (2 * cores).next_power_of_two().clamp(4, 32);
+    // Every caller computes the same value, so a racing store is harmless.
+    COUNT.store(n, Relaxed);
+    n
+}
+
+/// This thread's slot index: below [`owned_slots`], or [`SHARED`].
+///
+/// An index returned here is this thread's alone until the thread exits:
+/// the claim is given back only by the thread-local's destructor, which
+/// first makes this function answer `SHARED` for the rest of the thread's
+/// life.
+#[inline]
+pub(crate) fn thread_slot() -> usize {
+    let index = SLOT.with(Cell::get);
+    if index != UNCLAIMED {
+        return index;
+    }
+    let index = CLAIM.try_with(|c| c.index).unwrap_or(SHARED);
+    SLOT.with(|s| s.set(index));
+    index
+}
+
+/// A thread's claim on one slot index, given back when the thread exits.
+struct Claim {
+    index: usize,
+}
+
+/// Free slot indices, and the next never-used one.
+static FREE: Mutex<(Vec<usize>, usize)> = Mutex::new((Vec::new(), 0));
+
+impl Claim {
+    fn take() -> Self {
+        let mut free = FREE.lock().unwrap_or_else(|e| e.into_inner());
+        let index = match free.0.pop() {
+            Some(i) => i,
+            None if free.1 < owned_slots() => {
+                free.1 += 1;
+                free.1 - 1
+            }
+            None => SHARED,
+        };
+        Claim { index }
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        // From here on this thread uses the shared slot: another thread may
+        // own this index as soon as it is back in the free list. `SLOT`
+        // needs no destructor, so it is still readable now.
+        SLOT.with(|s| s.set(SHARED));
+        if self.index != SHARED {
+            let mut free = FREE.lock().unwrap_or_else(|e| e.into_inner());
+            free.0.push(self.index);
+        }
+    }
+}
+
+const UNCLAIMED: usize = usize::MAX - 1;
+
+thread_local! {
+    /// Gives the index back at thread exit.
+    static CLAIM: Claim = Claim::take();
+    /// The same index, readable without the lazy-init check.
+    static SLOT: Cell<usize> = const { Cell::new(UNCLAIMED) };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+    use std::sync::{Arc, Barrier};
+
+    #[test]
+    fn threads_alive_at_once_never_share_an_owned_slot() {
+        let n = owned_slots() + 2;
+        let barrier = Arc::new(Barrier::new(n));
+        let slots: Vec<usize> = (0..n)
+            .map(|_| {
+                let barrier = barrier.clone();
+                std::thread::spawn(move || {
+                    let slot = thread_slot();
+                    // Everyone holds its claim until all have one.
+                    barrier.wait();
+                    assert_eq!(thread_slot(), slot, "a thread's slot is stable");
+                    slot
+                })
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|t| t.join().unwrap())
+            .collect();
+        let owned: Vec<usize> = slots.iter().copied().filter(|&s| s != SHARED).collect();
+        let distinct: HashSet<usize> = owned.iter().copied().collect();
+        assert_eq!(distinct.len(), owned.len(), "an owned slot given twice");
+        assert!(owned.iter().all(|&s| s < owned_slots()));
+        // Other tests' threads may hold claims too, so only the overflow
+        // is certain: at least two of these threads share.
+        assert!(slots.iter().filter(|&&s| s == SHARED).count() >= 2);
+    }
+
+    #[test]
+    fn an_exited_threads_slot_is_given_to_a_later_thread() {
+        // Many more threads than slots, one after another: each exit gives
+        // its claim back, so the pool never runs dry under thread churn.
+        let slots: Vec<usize> = (0..4 * owned_slots())
+            .map(|_| std::thread::spawn(thread_slot).join().unwrap())
+            .collect();
+        let owned = slots.iter().filter(|&&s| s != SHARED).count();
+        assert!(owned > slots.len() / 2, "the pool ran dry: {slots:?}");
+    }
+}
