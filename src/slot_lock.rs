@@ -405,16 +405,20 @@ mod tests {
     fn a_nested_read_on_an_owned_slot_passes_a_waiting_writer() {
         let lock = Arc::new(SlotLock::with_slots(4, 7u32));
         let (go, waiting) = channel::<()>();
+        let (holding, held) = channel::<()>();
         let (answer, nested) = channel();
         let reader = {
             let lock = lock.clone();
             std::thread::spawn(move || {
                 let outer = lock.read_in(2);
+                holding.send(()).unwrap();
                 waiting.recv().unwrap();
                 let inner = lock.read_in(2);
                 answer.send((*outer, *inner)).unwrap();
             })
         };
+        // The writer comes once the outer read is in, so it must wait.
+        held.recv_timeout(PATIENCE).expect("the outer read went in");
         let writer = {
             let lock = lock.clone();
             std::thread::spawn(move || *lock.write() += 1)
@@ -460,14 +464,17 @@ mod loom_models {
     use loom::sync::Arc;
     use loom::thread;
 
+    /// A thread that adds one to the value under the write lock.
+    fn spawn_writer(lock: &Arc<SlotLock<u32>>) -> thread::JoinHandle<()> {
+        let lock = lock.clone();
+        thread::spawn(move || *lock.write() += 1)
+    }
+
     #[test]
     fn a_reader_on_its_own_slot_and_a_writer_never_overlap() {
         loom::model(|| {
             let lock = Arc::new(SlotLock::with_slots(2, 0u32));
-            let writer = {
-                let lock = lock.clone();
-                thread::spawn(move || *lock.write() += 1)
-            };
+            let writer = spawn_writer(&lock);
             let seen = *lock.read_in(0);
             assert!(seen <= 1);
             writer.join().unwrap();
@@ -479,16 +486,10 @@ mod loom_models {
     fn readers_on_an_owned_and_the_shared_slot_and_a_writer_never_overlap() {
         loom::model(|| {
             let lock = Arc::new(SlotLock::with_slots(1, 0u32));
-            let threads = [
-                {
-                    let lock = lock.clone();
-                    thread::spawn(move || *lock.write() += 1)
-                },
-                {
-                    let lock = lock.clone();
-                    thread::spawn(move || assert!(*lock.read_in(SHARED) <= 1))
-                },
-            ];
+            let threads = [spawn_writer(&lock), {
+                let lock = lock.clone();
+                thread::spawn(move || assert!(*lock.read_in(SHARED) <= 1))
+            }];
             assert!(*lock.read_in(0) <= 1);
             for t in threads {
                 t.join().unwrap();
@@ -503,10 +504,7 @@ mod loom_models {
     fn a_reader_that_steps_back_after_a_read_keeps_that_read_before_the_write() {
         loom::model(|| {
             let lock = Arc::new(SlotLock::with_slots(1, 0u32));
-            let writer = {
-                let lock = lock.clone();
-                thread::spawn(move || *lock.write() += 1)
-            };
+            let writer = spawn_writer(&lock);
             let first = *lock.read_in(0);
             let second = *lock.read_in(0);
             assert!(first <= second && second <= 1);
@@ -518,12 +516,7 @@ mod loom_models {
     fn two_writers_and_a_reader_see_every_write_once() {
         loom::model(|| {
             let lock = Arc::new(SlotLock::with_slots(1, 0u32));
-            let writers: Vec<_> = (0..2)
-                .map(|_| {
-                    let lock = lock.clone();
-                    thread::spawn(move || *lock.write() += 1)
-                })
-                .collect();
+            let writers = [spawn_writer(&lock), spawn_writer(&lock)];
             assert!(*lock.read_in(0) <= 2);
             for w in writers {
                 w.join().unwrap();
@@ -536,10 +529,7 @@ mod loom_models {
     fn a_nested_read_passes_a_writer_waiting_for_the_outer_one() {
         loom::model(|| {
             let lock = Arc::new(SlotLock::with_slots(1, 0u32));
-            let writer = {
-                let lock = lock.clone();
-                thread::spawn(move || *lock.write() += 1)
-            };
+            let writer = spawn_writer(&lock);
             {
                 let outer = lock.read_in(0);
                 let inner = lock.read_in(0);

@@ -100,8 +100,13 @@ mod tests {
     use std::collections::HashSet;
     use std::sync::{Arc, Barrier};
 
+    /// The tests below each hold or cycle through every slot, so they take
+    /// turns.
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
     #[test]
     fn threads_alive_at_once_never_share_an_owned_slot() {
+        let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
         let n = owned_slots() + 2;
         let barrier = Arc::new(Barrier::new(n));
         let slots: Vec<usize> = (0..n)
@@ -128,14 +133,46 @@ mod tests {
         assert!(slots.iter().filter(|&&s| s == SHARED).count() >= 2);
     }
 
+    /// Code that runs in a thread-local destructor after the claim was
+    /// given back (another thread may own the index by then) gets the
+    /// shared slot, not its old index.
+    #[test]
+    fn a_thread_past_giving_back_its_claim_uses_the_shared_slot() {
+        struct Probe(std::sync::mpsc::Sender<(bool, usize)>);
+        impl Drop for Probe {
+            fn drop(&mut self) {
+                let claim_gone = CLAIM.try_with(|_| ()).is_err();
+                let _ = self.0.send((claim_gone, thread_slot()));
+            }
+        }
+        thread_local! {
+            static PROBE: std::cell::RefCell<Option<Probe>> = const { std::cell::RefCell::new(None) };
+        }
+        let (send, seen) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            // Registered before the claim, so (on Linux, where thread-local
+            // destructors run in reverse order of registration) it is
+            // destroyed after it.
+            PROBE.with(|p| *p.borrow_mut() = Some(Probe(send)));
+            thread_slot();
+        })
+        .join()
+        .unwrap();
+        let (claim_gone, slot) = seen.recv().unwrap();
+        assert!(claim_gone, "the probe ran before the claim was given back");
+        assert_eq!(slot, SHARED);
+    }
+
     #[test]
     fn an_exited_threads_slot_is_given_to_a_later_thread() {
+        let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
         // Many more threads than slots, one after another: each exit gives
-        // its claim back, so the pool never runs dry under thread churn.
+        // its claim back, so more of them own a slot than there are slots
+        // (other tests' threads may hold a few meanwhile).
         let slots: Vec<usize> = (0..4 * owned_slots())
             .map(|_| std::thread::spawn(thread_slot).join().unwrap())
             .collect();
         let owned = slots.iter().filter(|&&s| s != SHARED).count();
-        assert!(owned > slots.len() / 2, "the pool ran dry: {slots:?}");
+        assert!(owned > owned_slots(), "the pool ran dry: {slots:?}");
     }
 }
