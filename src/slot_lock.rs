@@ -13,6 +13,11 @@
 //! either the writer waits for the reader or the reader sees the flag and
 //! steps back until the writer is done.
 //!
+//! A writer waits for reads in progress by spinning and yielding, not by
+//! parking: a read under this lock is a table probe and a clone of the
+//! value, so it ends within a few hundred nanoseconds, unless its thread
+//! is descheduled or the value's `Clone` is slow.
+//!
 //! A read nested in a read of the same lock by the same thread, on an
 //! owned slot, does not check the flag: the outer read already holds every
 //! writer off. On the shared slot a nested read that meets a waiting writer
