@@ -99,16 +99,11 @@ impl<T> SlotLock<T> {
         let shared = self.counts.len() - 1;
         let owned = slot < shared;
         let count = &*self.counts[if owned { slot } else { shared }];
-        if owned {
-            // This thread is the count's only writer: no locked add needed.
-            let held = count.load(Ordering::Relaxed);
-            count.store(held + 1, Ordering::Relaxed);
-            if held == 0 {
-                self.admit(count, true);
-            }
-        } else {
-            count.fetch_add(1, Ordering::Relaxed);
-            self.admit(count, false);
+        // A read already held on this thread's own count keeps writers off,
+        // so a nested read skips the check; the shared count cannot tell
+        // whose reads it holds.
+        if raise(count, owned) == 0 || !owned {
+            self.admit(count, owned);
         }
         ReadGuard {
             #[cfg(not(loom))]
@@ -184,12 +179,16 @@ impl<T> SlotLock<T> {
     }
 }
 
+/// Raises a reader count; returns what it held before. An owned count
+/// has this thread as its only writer, so it needs no locked add.
 #[inline]
-fn raise(count: &AtomicUsize, owned: bool) {
+fn raise(count: &AtomicUsize, owned: bool) -> usize {
     if owned {
-        count.store(count.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        let held = count.load(Ordering::Relaxed);
+        count.store(held + 1, Ordering::Relaxed);
+        held
     } else {
-        count.fetch_add(1, Ordering::Relaxed);
+        count.fetch_add(1, Ordering::Relaxed)
     }
 }
 
