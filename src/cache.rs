@@ -24,6 +24,7 @@ use crate::stats::{Event, Stats, Tally};
 use crate::sync::{new_hasher, Mutex, RwLock, WriteGuard};
 use crate::tenant::Tenant;
 use crate::tenant_id::{TenantId, TenantKey};
+use crate::thread_slot::thread_slot;
 
 pub(crate) type Weigher<K, V> = Box<dyn Fn(&K, &V) -> u32 + Send + Sync>;
 pub(crate) type Listener<K, V> = Box<dyn Fn(&TenantId, &K, &V, RemovalCause) + Send + Sync>;
@@ -233,12 +234,15 @@ impl<K: Hash + Eq, V> Inner<K, V> {
         Q: Hash + Eq + ?Sized,
         V: Clone,
     {
-        let value = self.find_live(state, key);
-        if value.is_some() {
-            state.hit();
+        // Read once for the shard lock and the stats stripe alike.
+        let slot = thread_slot();
+        let value = self.find_live(state, key, slot);
+        let t = if value.is_some() {
+            Tally::Hit
         } else {
-            state.miss();
-        }
+            Tally::Miss
+        };
+        state.tally_in(slot, t);
         value
     }
 
@@ -250,15 +254,16 @@ impl<K: Hash + Eq, V> Inner<K, V> {
         Q: Hash + Eq + ?Sized,
         V: Clone,
     {
-        let value = self.find_live(state, key);
+        let slot = thread_slot();
+        let value = self.find_live(state, key, slot);
         if value.is_some() {
-            state.hit();
+            state.tally_in(slot, Tally::Hit);
         }
         value
     }
 
     #[inline]
-    fn find_live<Q>(&self, state: &TenantState, key: &Q) -> Option<V>
+    fn find_live<Q>(&self, state: &TenantState, key: &Q, slot: usize) -> Option<V>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
@@ -268,7 +273,7 @@ impl<K: Hash + Eq, V> Inner<K, V> {
         let hash = self.hash(tid, key);
         let value = self
             .shard(hash)
-            .read()
+            .read_in(slot)
             .get(hash as u32, tid, key, || self.time.now_stamp());
         // A generation id is recycled only after every entry of it is gone,
         // so an entry found under `tid` is this tenant's as long as `tid` is

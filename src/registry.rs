@@ -179,6 +179,13 @@ impl TenantState {
         self.counters.tally(t);
     }
 
+    /// `tally` in the stripe of `slot`, this thread's slot as
+    /// `thread_slot` answered it.
+    #[inline]
+    pub(crate) fn tally_in(&self, slot: usize, t: Tally) {
+        self.counters.tally_in(slot, t);
+    }
+
     #[inline]
     pub(crate) fn hit(&self) {
         self.tally(Tally::Hit);

@@ -43,8 +43,10 @@ use loom::cell::UnsafeCell;
 
 /// A reader-writer lock with one reader count per thread slot.
 pub(crate) struct SlotLock<T> {
-    /// Reader counts: one per owned thread slot, then the shared one.
-    counts: Box<[CachePadded<AtomicUsize>]>,
+    /// Reader counts, one per owned thread slot.
+    owned: Box<[CachePadded<AtomicUsize>]>,
+    /// The reader count of threads without a slot of their own.
+    shared: CachePadded<AtomicUsize>,
     /// Raised by a writer before it waits for the counts to drain.
     writing: AtomicBool,
     /// Held for the whole of a write: writers queue here, and readers that
@@ -69,12 +71,13 @@ impl<T> SlotLock<T> {
     }
 
     /// A lock with `owned` slots for threads of their own, plus the shared
-    /// one. Every index [`thread_slot`] hands out must be below `owned`.
+    /// one. A thread whose index is past `owned` reads on the shared one.
     fn with_slots(owned: usize, value: T) -> Self {
         Self {
-            counts: (0..=owned)
+            owned: (0..owned)
                 .map(|_| CachePadded::new(AtomicUsize::new(0)))
                 .collect(),
+            shared: CachePadded::new(AtomicUsize::new(0)),
             writing: AtomicBool::new(false),
             writer: Mutex::new(()),
             value: UnsafeCell::new(value),
@@ -92,13 +95,18 @@ impl<T> SlotLock<T> {
         self.read_in(thread_slot())
     }
 
-    /// A read through slot `slot`, which must be this thread's own (or
-    /// past the owned ones, for the shared count).
+    /// A read through slot `slot`, which must be this thread's own (as
+    /// [`thread_slot`] answered it on this thread), or [`SHARED`]: callers
+    /// that also count in per-thread stripes read the slot once for both.
+    ///
+    /// [`SHARED`]: crate::thread_slot::SHARED
     #[inline]
-    fn read_in(&self, slot: usize) -> ReadGuard<'_, T> {
-        let shared = self.counts.len() - 1;
-        let owned = slot < shared;
-        let count = &*self.counts[if owned { slot } else { shared }];
+    pub(crate) fn read_in(&self, slot: usize) -> ReadGuard<'_, T> {
+        // One comparison picks the count: `SHARED` is past every owned one.
+        let (count, owned) = match self.owned.get(slot) {
+            Some(count) => (&**count, true),
+            None => (&*self.shared, false),
+        };
         // A read already held on this thread's own count keeps writers off,
         // so a nested read skips the check; the shared count cannot tell
         // whose reads it holds.
@@ -162,7 +170,7 @@ impl<T> SlotLock<T> {
         let exclusive = self.writer.lock();
         self.writing.store(true, Ordering::Relaxed);
         fence(Ordering::SeqCst);
-        for count in self.counts.iter() {
+        for count in self.owned.iter().chain([&self.shared]) {
             let backoff = crate::sync::Backoff::new();
             // Acquire: pairs with each reader's release of its count, so
             // every read finished before this write begins.
@@ -376,7 +384,8 @@ mod tests {
             t.join().unwrap();
         }
         assert_eq!(*lock.read(), (2 * rounds, 2 * rounds));
-        assert!(lock.counts.iter().all(|c| c.load(Relaxed) == 0));
+        assert!(lock.owned.iter().all(|c| c.load(Relaxed) == 0));
+        assert_eq!(lock.shared.load(Relaxed), 0);
     }
 
     #[test]

@@ -127,7 +127,10 @@ pub(crate) enum Event {
 
 /// The live counters of one tenant.
 pub(crate) struct Counters {
+    /// One stripe per owned thread slot.
     stripes: Box<[Stripe]>,
+    /// The stripe of threads without a slot of their own.
+    shared: Stripe,
     events: [AtomicU64; 10],
     load_nanos: AtomicU64,
 }
@@ -135,33 +138,33 @@ pub(crate) struct Counters {
 impl Counters {
     pub(crate) fn new() -> Self {
         Self {
-            stripes: (0..owned_slots() + 1).map(|_| Stripe::default()).collect(),
+            stripes: (0..owned_slots()).map(|_| Stripe::default()).collect(),
+            shared: Stripe::default(),
             events: Default::default(),
             load_nanos: AtomicU64::new(0),
         }
     }
 
     #[inline]
-    fn stripe(&self) -> (&Stripe, bool) {
-        let index = thread_slot();
-        let shared = self.stripes.len() - 1;
-        if index < shared {
-            (&self.stripes[index], true)
-        } else {
-            (&self.stripes[shared], false)
-        }
+    pub(crate) fn tally(&self, t: Tally) {
+        self.tally_in(thread_slot(), t);
     }
 
+    /// Counts in the stripe of `slot`, which is this thread's own (as
+    /// [`thread_slot`] answered it on this thread) or `SHARED`.
     #[inline]
-    pub(crate) fn tally(&self, t: Tally) {
-        let (stripe, owned) = self.stripe();
-        bump(&stripe.counts[t as usize], owned);
+    pub(crate) fn tally_in(&self, slot: usize, t: Tally) {
+        // `SHARED` is past every owned stripe, so one comparison decides.
+        match self.stripes.get(slot) {
+            Some(stripe) => bump(&stripe.counts[t as usize], true),
+            None => bump(&self.shared.counts[t as usize], false),
+        }
     }
 
     /// The striped counts, summed over stripes.
     pub(crate) fn tallies(&self) -> [u64; TALLIES] {
         let mut sums = [0u64; TALLIES];
-        for s in self.stripes.iter() {
+        for s in self.stripes.iter().chain([&self.shared]) {
             for (sum, c) in sums.iter_mut().zip(&s.counts) {
                 *sum += c.load(Relaxed);
             }
@@ -172,8 +175,7 @@ impl Counters {
     /// Folds another set's striped counts into this one's shared stripe
     /// (when a tenant is forgotten, its counts stay in the cache's totals).
     pub(crate) fn absorb_tallies(&self, other: &Counters) {
-        let shared = &self.stripes[self.stripes.len() - 1];
-        for (c, n) in shared.counts.iter().zip(other.tallies()) {
+        for (c, n) in self.shared.counts.iter().zip(other.tallies()) {
             c.fetch_add(n, Relaxed);
         }
     }
@@ -230,6 +232,16 @@ mod tests {
     #[test]
     fn hit_ratio_is_zero_before_any_lookup() {
         assert_eq!(Stats::default().hit_ratio(), 0.0);
+    }
+
+    #[test]
+    fn counts_in_the_shared_stripe_are_summed_with_the_owned_ones() {
+        let c = Counters::new();
+        c.tally_in(0, Tally::Hit);
+        c.tally_in(crate::thread_slot::SHARED, Tally::Hit);
+        c.tally_in(crate::thread_slot::SHARED, Tally::Miss);
+        let s = c.snapshot();
+        assert_eq!((s.hits, s.misses), (2, 1));
     }
 
     #[test]

@@ -135,6 +135,11 @@ mod imp {
             self.0.read().unwrap_or_else(PoisonError::into_inner)
         }
 
+        /// Loom's lock has no per-thread counts: the slot goes unused.
+        pub(crate) fn read_in(&self, _slot: usize) -> ReadGuard<'_, T> {
+            self.read()
+        }
+
         pub(crate) fn write(&self) -> WriteGuard<'_, T> {
             self.0.write().unwrap_or_else(PoisonError::into_inner)
         }
