@@ -187,6 +187,9 @@ pub(crate) fn step<K, V>(
         let Some(idx) = list.pop_front(slab) else {
             return Step::Empty;
         };
+        // Read on this queue's next step; cold by then otherwise, as
+        // queued entries are not touched until they reach the head.
+        slab.prefetch(list.head);
         if slab.is_tombstone(idx) {
             return Step::Tombstone(idx);
         }

@@ -149,6 +149,14 @@ impl<K, V> Slab<K, V> {
         self.get(idx).timed && self.times(idx).expires_at <= now()
     }
 
+    /// Starts loading slot `idx` (if there is one) ahead of its use.
+    #[inline]
+    pub(crate) fn prefetch(&self, idx: u32) {
+        if let Some(slot) = self.slots.get(idx as usize) {
+            crate::prefetch::prefetch(slot);
+        }
+    }
+
     pub(crate) fn is_tombstone(&self, idx: u32) -> bool {
         matches!(self.slots[idx as usize], Slot::Tombstone { .. })
     }
