@@ -42,17 +42,25 @@ use std::cell::UnsafeCell;
 use loom::cell::UnsafeCell;
 
 /// A reader-writer lock with one reader count per thread slot.
+///
+/// In declaration order (`repr(C)`), so that what every read looks at (the
+/// pointer to the owned counts and the flag) shares a cache line with the
+/// flag and the mutex, which writers write anyway, and not with fields of
+/// the value that writers change on every write.
+#[repr(C)]
 pub(crate) struct SlotLock<T> {
+    /// The reader count of threads without a slot of their own, on a
+    /// line of its own.
+    shared: CachePadded<AtomicUsize>,
     /// Reader counts, one per owned thread slot.
     owned: Box<[CachePadded<AtomicUsize>]>,
-    /// The reader count of threads without a slot of their own.
-    shared: CachePadded<AtomicUsize>,
     /// Raised by a writer before it waits for the counts to drain.
     writing: AtomicBool,
     /// Held for the whole of a write: writers queue here, and readers that
     /// met the flag for longer than a short spin park here.
     writer: Mutex<()>,
-    value: UnsafeCell<T>,
+    /// Starts on a line of its own.
+    value: CachePadded<UnsafeCell<T>>,
 }
 
 // SAFETY: the lock hands out `&T` to many threads at once only while no
@@ -80,7 +88,7 @@ impl<T> SlotLock<T> {
             shared: CachePadded::new(AtomicUsize::new(0)),
             writing: AtomicBool::new(false),
             writer: Mutex::new(()),
-            value: UnsafeCell::new(value),
+            value: CachePadded::new(UnsafeCell::new(value)),
         }
     }
 
@@ -115,7 +123,7 @@ impl<T> SlotLock<T> {
         }
         ReadGuard {
             #[cfg(not(loom))]
-            value: &self.value,
+            value: &*self.value,
             #[cfg(loom)]
             value: Some(self.value.get()),
             count,
