@@ -24,7 +24,7 @@ use crate::stats::{Event, Stats, Tally};
 use crate::sync::{new_hasher, Mutex, RwLock, WriteGuard};
 use crate::tenant::Tenant;
 use crate::tenant_id::{TenantId, TenantKey};
-use crate::thread_slot::thread_slot;
+use crate::thread_slot::{thread_slot, ThreadSlot};
 
 pub(crate) type Weigher<K, V> = Box<dyn Fn(&K, &V) -> u32 + Send + Sync>;
 pub(crate) type Listener<K, V> = Box<dyn Fn(&TenantId, &K, &V, RemovalCause) + Send + Sync>;
@@ -263,7 +263,7 @@ impl<K: Hash + Eq, V> Inner<K, V> {
     }
 
     #[inline]
-    fn find_live<Q>(&self, state: &TenantState, key: &Q, slot: usize) -> Option<V>
+    fn find_live<Q>(&self, state: &TenantState, key: &Q, slot: ThreadSlot) -> Option<V>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
@@ -273,7 +273,7 @@ impl<K: Hash + Eq, V> Inner<K, V> {
         let hash = self.hash(tid, key);
         let value = self
             .shard(hash)
-            .read_in(slot)
+            .read_on(slot)
             .get(hash as u32, tid, key, || self.time.now_stamp());
         // A generation id is recycled only after every entry of it is gone,
         // so an entry found under `tid` is this tenant's as long as `tid` is

@@ -17,6 +17,7 @@ use crate::stats::{Counters, Event, Stats, Tally};
 use crate::sync::Ordering::Relaxed;
 use crate::sync::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Mutex, Ordering, RwLock};
 use crate::tenant_id::{IdRef, TenantId, TenantKey};
+use crate::thread_slot::ThreadSlot;
 
 /// Hands out generation ids and takes back the ones no entry uses.
 #[derive(Debug, Default)]
@@ -179,10 +180,9 @@ impl TenantState {
         self.counters.tally(t);
     }
 
-    /// `tally` in the stripe of `slot`, this thread's slot as
-    /// `thread_slot` answered it.
+    /// `tally` in the stripe of `slot`, this thread's.
     #[inline]
-    pub(crate) fn tally_in(&self, slot: usize, t: Tally) {
+    pub(crate) fn tally_in(&self, slot: ThreadSlot, t: Tally) {
         self.counters.tally_in(slot, t);
     }
 

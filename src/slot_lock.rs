@@ -33,7 +33,7 @@ use crossbeam_utils::CachePadded;
 use crate::sync::{fence, AtomicBool, AtomicUsize, Mutex, MutexGuard, Ordering};
 use crate::thread_slot::owned_slots;
 #[cfg(not(loom))]
-use crate::thread_slot::thread_slot;
+use crate::thread_slot::{thread_slot, ThreadSlot};
 
 #[cfg(not(loom))]
 use std::cell::UnsafeCell;
@@ -43,10 +43,10 @@ use loom::cell::UnsafeCell;
 
 /// A reader-writer lock with one reader count per thread slot.
 ///
-/// In declaration order (`repr(C)`), so that what every read looks at (the
-/// pointer to the owned counts and the flag) shares a cache line with the
-/// flag and the mutex, which writers write anyway, and not with fields of
-/// the value that writers change on every write.
+/// In declaration order (`repr(C)`), so that the pointer to the owned
+/// counts, which every read looks at, sits on one line with the flag and
+/// the writer mutex (which writers write anyway), apart from the value,
+/// whose fields writers change on every write.
 #[repr(C)]
 pub(crate) struct SlotLock<T> {
     /// The reader count of threads without a slot of their own, on a
@@ -100,16 +100,21 @@ impl<T> SlotLock<T> {
         #[cfg(loom)]
         return self.read_in(crate::thread_slot::SHARED);
         #[cfg(not(loom))]
-        self.read_in(thread_slot())
+        self.read_in(thread_slot().index())
     }
 
-    /// A read through slot `slot`, which must be this thread's own (as
-    /// [`thread_slot`] answered it on this thread), or [`SHARED`]: callers
-    /// that also count in per-thread stripes read the slot once for both.
-    ///
-    /// [`SHARED`]: crate::thread_slot::SHARED
+    /// A read on `slot`, this thread's: for callers that read the slot
+    /// once for this lock and for their own per-thread stripes.
+    #[cfg(not(loom))]
     #[inline]
-    pub(crate) fn read_in(&self, slot: usize) -> ReadGuard<'_, T> {
+    pub(crate) fn read_on(&self, slot: ThreadSlot) -> ReadGuard<'_, T> {
+        self.read_in(slot.index())
+    }
+
+    /// A read through slot `slot`, which must be this thread's own (or
+    /// `SHARED`, or any index past the owned ones, for the shared count).
+    #[inline]
+    fn read_in(&self, slot: usize) -> ReadGuard<'_, T> {
         // One comparison picks the count: `SHARED` is past every owned one.
         let (count, owned) = match self.owned.get(slot) {
             Some(count) => (&**count, true),

@@ -10,7 +10,7 @@
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
-use crate::thread_slot::{owned_slots, thread_slot};
+use crate::thread_slot::{owned_slots, thread_slot, ThreadSlot};
 
 /// A snapshot of a cache's or a tenant's counters.
 ///
@@ -150,12 +150,18 @@ impl Counters {
         self.tally_in(thread_slot(), t);
     }
 
-    /// Counts in the stripe of `slot`, which is this thread's own (as
-    /// [`thread_slot`] answered it on this thread) or `SHARED`.
+    /// Counts in the stripe of `slot`, this thread's.
     #[inline]
-    pub(crate) fn tally_in(&self, slot: usize, t: Tally) {
+    pub(crate) fn tally_in(&self, slot: ThreadSlot, t: Tally) {
+        self.tally_at(slot.index(), t);
+    }
+
+    /// Counts in stripe `index`, which must be this thread's own, or
+    /// `SHARED`: an owned stripe is written without a locked add.
+    #[inline]
+    fn tally_at(&self, index: usize, t: Tally) {
         // `SHARED` is past every owned stripe, so one comparison decides.
-        match self.stripes.get(slot) {
+        match self.stripes.get(index) {
             Some(stripe) => bump(&stripe.counts[t as usize], true),
             None => bump(&self.shared.counts[t as usize], false),
         }
@@ -237,9 +243,9 @@ mod tests {
     #[test]
     fn counts_in_the_shared_stripe_are_summed_with_the_owned_ones() {
         let c = Counters::new();
-        c.tally_in(0, Tally::Hit);
-        c.tally_in(crate::thread_slot::SHARED, Tally::Hit);
-        c.tally_in(crate::thread_slot::SHARED, Tally::Miss);
+        c.tally_at(0, Tally::Hit);
+        c.tally_at(crate::thread_slot::SHARED, Tally::Hit);
+        c.tally_at(crate::thread_slot::SHARED, Tally::Miss);
         let s = c.snapshot();
         assert_eq!((s.hits, s.misses), (2, 1));
     }

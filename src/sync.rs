@@ -136,7 +136,7 @@ mod imp {
         }
 
         /// Loom's lock has no per-thread counts: the slot goes unused.
-        pub(crate) fn read_in(&self, _slot: usize) -> ReadGuard<'_, T> {
+        pub(crate) fn read_on(&self, _slot: crate::thread_slot::ThreadSlot) -> ReadGuard<'_, T> {
             self.read()
         }
 

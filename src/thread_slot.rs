@@ -10,6 +10,7 @@
 //! atomically.
 
 use std::cell::Cell;
+use std::marker::PhantomData;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Mutex;
 
@@ -32,21 +33,43 @@ pub(crate) fn owned_slots() -> usize {
     n
 }
 
-/// This thread's slot index: below [`owned_slots`], or [`SHARED`].
+/// A slot index as [`thread_slot`] answered it on the thread holding it.
+///
+/// Only `thread_slot` makes one, and it is not `Send`, so code that takes
+/// a `ThreadSlot` (a shard lock's read, a stats stripe) cannot be handed
+/// another thread's slot: an owned slot has one writer, and the shard lock
+/// relies on that.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ThreadSlot {
+    index: usize,
+    _this_thread: PhantomData<*const ()>,
+}
+
+impl ThreadSlot {
+    /// Below [`owned_slots`], or [`SHARED`].
+    #[inline]
+    pub(crate) fn index(self) -> usize {
+        self.index
+    }
+}
+
+/// This thread's slot.
 ///
 /// An index returned here is this thread's alone until the thread exits:
 /// the claim is given back only by the thread-local's destructor, which
 /// first makes this function answer `SHARED` for the rest of the thread's
 /// life.
 #[inline]
-pub(crate) fn thread_slot() -> usize {
-    let index = SLOT.with(Cell::get);
-    if index != UNCLAIMED {
-        return index;
+pub(crate) fn thread_slot() -> ThreadSlot {
+    let mut index = SLOT.with(Cell::get);
+    if index == UNCLAIMED {
+        index = CLAIM.try_with(|c| c.index).unwrap_or(SHARED);
+        SLOT.with(|s| s.set(index));
     }
-    let index = CLAIM.try_with(|c| c.index).unwrap_or(SHARED);
-    SLOT.with(|s| s.set(index));
-    index
+    ThreadSlot {
+        index,
+        _this_thread: PhantomData,
+    }
 }
 
 /// A thread's claim on one slot index, given back when the thread exits.
@@ -113,10 +136,10 @@ mod tests {
             .map(|_| {
                 let barrier = barrier.clone();
                 std::thread::spawn(move || {
-                    let slot = thread_slot();
+                    let slot = thread_slot().index();
                     // Everyone holds its claim until all have one.
                     barrier.wait();
-                    assert_eq!(thread_slot(), slot, "a thread's slot is stable");
+                    assert_eq!(thread_slot().index(), slot, "a thread's slot is stable");
                     slot
                 })
             })
@@ -142,7 +165,7 @@ mod tests {
         impl Drop for Probe {
             fn drop(&mut self) {
                 let claim_gone = CLAIM.try_with(|_| ()).is_err();
-                let _ = self.0.send((claim_gone, thread_slot()));
+                let _ = self.0.send((claim_gone, thread_slot().index()));
             }
         }
         thread_local! {
@@ -170,7 +193,7 @@ mod tests {
         // its claim back, so more of them own a slot than there are slots
         // (other tests' threads may hold a few meanwhile).
         let slots: Vec<usize> = (0..4 * owned_slots())
-            .map(|_| std::thread::spawn(thread_slot).join().unwrap())
+            .map(|_| std::thread::spawn(|| thread_slot().index()).join().unwrap())
             .collect();
         let owned = slots.iter().filter(|&&s| s != SHARED).count();
         assert!(owned > owned_slots(), "the pool ran dry: {slots:?}");
