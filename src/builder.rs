@@ -148,6 +148,13 @@ impl<K, V> CacheBuilder<K, V> {
     /// line per reader slot (twice the cores, 4 to 32 slots, plus one),
     /// before any entry. Default: four per core.
     ///
+    /// Raise it when several threads write often: a reader that meets a
+    /// writer in its shard waits for it, and more shards make that rarer.
+    /// Every hit touches its shard's lock state, so more shards also cost
+    /// hits some cache footprint. On the crate's `compare` benchmark (two
+    /// cores), 64 shards instead of 8 made get-then-insert-on-miss on two
+    /// threads 6–21% faster and pure hits 3–11% slower.
+    ///
     /// # Panics
     ///
     /// If `shards` is 0.
