@@ -192,7 +192,7 @@ impl<K, V> Inner<K, V> {
     pub(crate) fn finish(&self, removed: Removals<K, V>) {
         // By reference, and all dropped at the end: moving each entry out
         // through the iterator costs more than the rest of this loop.
-        for r in removed.iter() {
+        removed.for_each(|r| {
             if let Some(listener) = &self.listener {
                 listener(
                     &r.generation.tenant.id,
@@ -205,7 +205,7 @@ impl<K, V> Inner<K, V> {
             if tenant.handles() == 0 && tenant.generation().is_some_and(|g| g.entries() == 0) {
                 self.registry.try_remove(tenant);
             }
-        }
+        });
     }
 
     pub(crate) fn invalidate_tenant(&self, state: &Arc<TenantState>) {

@@ -276,10 +276,16 @@ impl Queues {
 
     /// Drops the queue at `pos` if nothing is linked in it any more, and
     /// with it the queue's hold on its generation's tid.
+    #[inline]
     pub(crate) fn remove_if_empty(&mut self, pos: usize) {
-        if self.list[pos].nodes() != 0 {
-            return;
+        // Asked after every eviction; almost always the queue still holds
+        // entries, which this answers without a call.
+        if self.list[pos].nodes() == 0 {
+            self.remove_empty(pos);
         }
+    }
+
+    fn remove_empty(&mut self, pos: usize) {
         let tid = self.list[pos].tid;
         if let Ok(e) = self.index.find_entry(tid_hash(tid), |&p| p as usize == pos) {
             e.remove();

@@ -36,6 +36,16 @@ impl<K, V> Removals<K, V> {
         self.first.iter().chain(&self.rest)
     }
 
+    /// Calls `f` on each entry in the order they were pushed; on the write
+    /// path this costs less than stepping through `iter`'s chain.
+    #[inline]
+    pub(crate) fn for_each(&self, mut f: impl FnMut(&Removed<K, V>)) {
+        if let Some(first) = &self.first {
+            f(first);
+        }
+        self.rest.iter().for_each(f);
+    }
+
     /// The entries from the `start`-th on, in the order they were pushed.
     pub(crate) fn since(&self, start: usize) -> impl Iterator<Item = &Removed<K, V>> {
         self.iter().skip(start)

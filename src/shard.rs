@@ -236,6 +236,7 @@ impl<K, V> ShardData<K, V> {
 
     /// The queue for `tid` if its generation is still the tenant's current
     /// one, creating it if needed.
+    #[inline]
     fn live_queue(&mut self, tenant: &TenantState, tid: u32) -> Option<usize> {
         if let Some(pos) = self.queues.find(tid) {
             let g = &self.queues.list[pos].generation;
@@ -249,6 +250,7 @@ impl<K, V> ShardData<K, V> {
 
     /// Inserts or replaces `key`'s value for generation `tid`.
     #[allow(clippy::too_many_arguments)]
+    #[inline]
     pub(crate) fn upsert(
         &mut self,
         tenant: &TenantState,

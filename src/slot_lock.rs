@@ -183,20 +183,29 @@ impl<T> SlotLock<T> {
         let exclusive = self.writer.lock();
         self.writing.store(true, Ordering::Relaxed);
         fence(Ordering::SeqCst);
-        for count in self.owned.iter().chain([&self.shared]) {
-            let backoff = crate::sync::Backoff::new();
-            // Acquire: pairs with each reader's release of its count, so
-            // every read finished before this write begins.
-            while count.load(Ordering::Acquire) != 0 {
-                backoff.snooze();
-            }
+        for count in self.owned.iter() {
+            wait_for_zero(count);
         }
+        wait_for_zero(&self.shared);
         WriteGuard {
             lock: self,
             #[cfg(loom)]
             value: Some(self.value.get_mut()),
             _exclusive: exclusive,
         }
+    }
+}
+
+/// Waits until no reader holds `count`. Acquire: pairs with each reader's
+/// release of its count, so every read finished before the write begins.
+#[inline]
+fn wait_for_zero(count: &AtomicUsize) {
+    if count.load(Ordering::Acquire) == 0 {
+        return;
+    }
+    let backoff = crate::sync::Backoff::new();
+    while count.load(Ordering::Acquire) != 0 {
+        backoff.snooze();
     }
 }
 
