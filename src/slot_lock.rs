@@ -200,9 +200,6 @@ impl<T> SlotLock<T> {
 /// release of its count, so every read finished before the write begins.
 #[inline]
 fn wait_for_zero(count: &AtomicUsize) {
-    if count.load(Ordering::Acquire) == 0 {
-        return;
-    }
     let backoff = crate::sync::Backoff::new();
     while count.load(Ordering::Acquire) != 0 {
         backoff.snooze();
