@@ -18,7 +18,7 @@ use crate::load::flight::Flight;
 use crate::load::LoadDefaults;
 use crate::registry::{Generation, Registry, TenantState};
 use crate::removals::Removals;
-use crate::shard::{Removed, ShardData, Upsert, Why};
+use crate::shard::{Owner, Removed, ShardData, Upsert, Why};
 use crate::slab::Times;
 use crate::stats::{Event, Stats, Tally};
 use crate::sync::{new_hasher, Mutex, RwLock, WriteGuard};
@@ -170,7 +170,7 @@ impl<K, V> Inner<K, V> {
 
     /// Takes a removed entry out of the counts (through the write's ledger)
     /// and counts why it left.
-    fn account(&self, r: &Removed<K, V>, ledger: &mut Ledger<'_>) {
+    fn account(&self, r: &Removed<'_, K, V>, ledger: &mut Ledger<'_>) {
         if r.counted {
             ledger.removed(&r.generation, r.weight);
         }
@@ -189,7 +189,7 @@ impl<K, V> Inner<K, V> {
 
     /// Runs after every lock is released: tells the listener, drops the
     /// removed values, and lets idle tenants go.
-    pub(crate) fn finish(&self, removed: Removals<K, V>) {
+    pub(crate) fn finish(&self, removed: Removals<'_, K, V>) {
         // By reference, and all dropped at the end: moving each entry out
         // through the iterator costs more than the rest of this loop.
         removed.for_each(|r| {
@@ -214,7 +214,7 @@ impl<K, V> Inner<K, V> {
 
     /// Reclaims a few entries of dead generations (never the generation a
     /// write is for, so they are counted out on a ledger of their own).
-    fn reclaim(&self, shard: &mut ShardData<K, V>, now: u64, out: &mut Removals<K, V>) {
+    fn reclaim(&self, shard: &mut ShardData<K, V>, now: u64, out: &mut Removals<'_, K, V>) {
         let start = out.len();
         shard.reclaim_dead(RECLAIM_BUDGET, now, self.registry.deaths(), out);
         if out.len() > start {
@@ -401,7 +401,7 @@ impl<K: Hash + Eq, V> Inner<K, V> {
             Why::TenantCapacity
         };
         out.push(Removed {
-            generation,
+            generation: Owner::Held(generation),
             key,
             value,
             weight: w,
@@ -429,14 +429,14 @@ impl<K: Hash + Eq, V> Inner<K, V> {
     /// added: an excess it sees beyond that was left by others, and may be
     /// being trimmed right now by a writer whose evictions have not settled
     /// yet. Evicting it here too would evict it twice.
-    fn enforce<'a>(
+    fn enforce<'a, 'w>(
         &'a self,
         mut shard: usize,
         guard: WriteGuard<'a, ShardData<K, V>>,
-        generation: &Generation,
+        generation: &'w Arc<Generation>,
         ledger: &mut Ledger<'_>,
         now: u64,
-        out: &mut Removals<K, V>,
+        out: &mut Removals<'w, K, V>,
     ) {
         let mut guard = Some(guard);
         let mut turn = None;
@@ -448,7 +448,7 @@ impl<K: Hash + Eq, V> Inner<K, V> {
                 ledger,
                 out,
                 |l| (trimming || l.grows_own()) && l.own_weight() > cap,
-                |g| g.evict_tenant(generation.tid, now),
+                |g| g.evict_tenant(generation, now),
             );
             let deaths = self.registry.deaths();
             self.evict_while(
@@ -457,7 +457,7 @@ impl<K: Hash + Eq, V> Inner<K, V> {
                 ledger,
                 out,
                 |l| (trimming || l.grows_total()) && l.total_weight() > self.max_capacity,
-                |g| g.evict_one(now, deaths),
+                |g| g.evict_one(now, deaths, generation),
             );
             if turn.is_some() {
                 pause(Pause::Trimmed);
@@ -492,14 +492,14 @@ impl<K: Hash + Eq, V> Inner<K, V> {
     /// giving up after a lap of shards that had nothing. `guard` is always
     /// `Some` between calls; it is `None` only while changing shards, so
     /// two shard locks are never held at once.
-    fn evict_while<'a>(
+    fn evict_while<'a, 'w>(
         &'a self,
         shard: &mut usize,
         guard: &mut Option<WriteGuard<'a, ShardData<K, V>>>,
         ledger: &mut Ledger<'_>,
-        out: &mut Removals<K, V>,
+        out: &mut Removals<'w, K, V>,
         over: impl Fn(&Ledger<'_>) -> bool,
-        mut evict: impl FnMut(&mut ShardData<K, V>) -> Option<Removed<K, V>>,
+        mut evict: impl FnMut(&mut ShardData<K, V>) -> Option<Removed<'w, K, V>>,
     ) {
         let mut fruitless = 0;
         while over(ledger) && fruitless < self.shards.len() {

@@ -6,12 +6,12 @@ use crate::shard::Removed;
 /// A list of removed entries that keeps the first one inline: a write at
 /// capacity usually removes exactly one entry, and an allocation per insert
 /// would cost more than the eviction itself.
-pub(crate) struct Removals<K, V> {
-    first: Option<Removed<K, V>>,
-    rest: Vec<Removed<K, V>>,
+pub(crate) struct Removals<'w, K, V> {
+    first: Option<Removed<'w, K, V>>,
+    rest: Vec<Removed<'w, K, V>>,
 }
 
-impl<K, V> Removals<K, V> {
+impl<'w, K, V> Removals<'w, K, V> {
     pub(crate) fn new() -> Self {
         Self {
             first: None,
@@ -19,7 +19,7 @@ impl<K, V> Removals<K, V> {
         }
     }
 
-    pub(crate) fn push(&mut self, removed: Removed<K, V>) {
+    pub(crate) fn push(&mut self, removed: Removed<'w, K, V>) {
         if self.first.is_none() {
             self.first = Some(removed);
         } else {
@@ -32,14 +32,14 @@ impl<K, V> Removals<K, V> {
     }
 
     /// The entries in the order they were pushed.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = &Removed<K, V>> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Removed<'w, K, V>> {
         self.first.iter().chain(&self.rest)
     }
 
     /// Calls `f` on each entry in the order they were pushed; on the write
     /// path this costs less than stepping through `iter`'s chain.
     #[inline]
-    pub(crate) fn for_each(&self, mut f: impl FnMut(&Removed<K, V>)) {
+    pub(crate) fn for_each(&self, mut f: impl FnMut(&Removed<'w, K, V>)) {
         if let Some(first) = &self.first {
             f(first);
         }
@@ -47,15 +47,17 @@ impl<K, V> Removals<K, V> {
     }
 
     /// The entries from the `start`-th on, in the order they were pushed.
-    pub(crate) fn since(&self, start: usize) -> impl Iterator<Item = &Removed<K, V>> {
+    pub(crate) fn since(&self, start: usize) -> impl Iterator<Item = &Removed<'w, K, V>> {
         self.iter().skip(start)
     }
 }
 
-impl<K, V> IntoIterator for Removals<K, V> {
-    type Item = Removed<K, V>;
-    type IntoIter =
-        std::iter::Chain<std::option::IntoIter<Removed<K, V>>, std::vec::IntoIter<Removed<K, V>>>;
+impl<'w, K, V> IntoIterator for Removals<'w, K, V> {
+    type Item = Removed<'w, K, V>;
+    type IntoIter = std::iter::Chain<
+        std::option::IntoIter<Removed<'w, K, V>>,
+        std::vec::IntoIter<Removed<'w, K, V>>,
+    >;
 
     fn into_iter(self) -> Self::IntoIter {
         self.first.into_iter().chain(self.rest)
@@ -65,14 +67,20 @@ impl<K, V> IntoIterator for Removals<K, V> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::shard::Owner;
 
     #[test]
     fn entries_come_back_in_push_order_and_since_skips() {
         let registry = crate::registry::Registry::new();
         let tenant = registry.acquire(crate::tenant_id::TenantKey::from("a"));
         let generation = tenant.generation().expect("a new tenant has a generation");
+        // Borrowed from the writer or held: the list treats both alike.
         let removed = |key: u32| Removed {
-            generation: generation.clone(),
+            generation: if key % 2 == 0 {
+                Owner::Held(generation.clone())
+            } else {
+                Owner::Writer(&generation)
+            },
             key,
             value: (),
             weight: 1,

@@ -33,9 +33,34 @@ pub(crate) enum Why {
     Reclaimed,
 }
 
+/// The generation a removed entry belonged to, kept alive until the entry
+/// has been accounted and announced after unlock.
+pub(crate) enum Owner<'w> {
+    /// The generation of the write that removed the entry, which holds it
+    /// for the whole write: the common case of an insert evicting its own
+    /// tenant's coldest entry changes no reference count. Each change of
+    /// that count is a locked instruction on a line every writer of the
+    /// tenant shares.
+    Writer(&'w Arc<Generation>),
+    /// Any other generation, held here.
+    Held(Arc<Generation>),
+}
+
+impl std::ops::Deref for Owner<'_> {
+    type Target = Arc<Generation>;
+
+    #[inline]
+    fn deref(&self) -> &Arc<Generation> {
+        match self {
+            Owner::Writer(g) => g,
+            Owner::Held(g) => g,
+        }
+    }
+}
+
 /// An entry that left a shard, to be accounted and announced after unlock.
-pub(crate) struct Removed<K, V> {
-    pub(crate) generation: Arc<Generation>,
+pub(crate) struct Removed<'w, K, V> {
+    pub(crate) generation: Owner<'w>,
     pub(crate) key: K,
     pub(crate) value: V,
     pub(crate) weight: u64,
@@ -62,7 +87,7 @@ pub(crate) enum Upsert<K, V> {
     Inserted(Arc<Generation>),
     /// The key was present; the old value is in `Removed` (weight = old),
     /// and the caller counts the change of weight.
-    Replaced(Arc<Generation>, Removed<K, V>),
+    Replaced(Arc<Generation>, Removed<'static, K, V>),
     /// The tenant's generation changed under us (a concurrent
     /// `invalidate_all`); retry with the current one.
     Stale(K, V),
@@ -295,7 +320,7 @@ impl<K, V> ShardData<K, V> {
             return Upsert::Replaced(
                 generation.clone(),
                 Removed {
-                    generation,
+                    generation: Owner::Held(generation),
                     key,
                     value: old_value,
                     weight: old_weight,
@@ -340,7 +365,7 @@ impl<K, V> ShardData<K, V> {
         hash: u32,
         tid: u32,
         key: &Q,
-    ) -> Result<Option<Removed<K, V>>, Stale>
+    ) -> Result<Option<Removed<'static, K, V>>, Stale>
     where
         K: Borrow<Q>,
         Q: Eq + ?Sized,
@@ -363,7 +388,7 @@ impl<K, V> ShardData<K, V> {
         let entry = self.slab.tombstone(idx);
         let q = &mut self.queues.list[pos];
         q.list(entry.queue).weight -= weight;
-        let generation = q.generation.clone();
+        let generation = Owner::Held(q.generation.clone());
         self.weight -= weight;
         self.tombstones += 1;
         self.maybe_compact();
@@ -397,9 +422,16 @@ impl<K, V> ShardData<K, V> {
         }
     }
 
-    /// Evicts one entry from the queue at `pos`. `None` when the queue ran
-    /// empty (and was dropped).
-    fn evict_from(&mut self, pos: usize, now: u64, why: Why) -> Option<Removed<K, V>> {
+    /// Evicts one entry from the queue at `pos`, for the write into
+    /// `writer` if there is one. `None` when the queue ran empty (and was
+    /// dropped).
+    fn evict_from<'w>(
+        &mut self,
+        pos: usize,
+        now: u64,
+        why: Why,
+        writer: Option<&'w Arc<Generation>>,
+    ) -> Option<Removed<'w, K, V>> {
         self.has_evicted = true;
         loop {
             let q = &mut self.queues.list[pos];
@@ -414,20 +446,31 @@ impl<K, V> ShardData<K, V> {
                 }
                 Step::Evict { idx, expired } => {
                     let why = if expired { Why::Expired } else { why };
-                    return Some(self.take_out(pos, idx, why));
+                    return Some(self.take_out(pos, idx, why, writer));
                 }
             }
         }
     }
 
-    /// Removes an entry already unlinked from its queue.
-    fn take_out(&mut self, pos: usize, idx: u32, why: Why) -> Removed<K, V> {
+    /// Removes an entry already unlinked from its queue, borrowing its
+    /// generation from `writer` when it is the writer's.
+    fn take_out<'w>(
+        &mut self,
+        pos: usize,
+        idx: u32,
+        why: Why,
+        writer: Option<&'w Arc<Generation>>,
+    ) -> Removed<'w, K, V> {
         let weight = self.slab.weight(idx);
         self.unindex(idx);
         let Some(entry) = self.slab.release(idx) else {
             unreachable!("evicted slot {idx} held no entry");
         };
-        let generation = self.queues.list[pos].generation.clone();
+        let queued = &self.queues.list[pos].generation;
+        let generation = match writer {
+            Some(w) if Arc::ptr_eq(w, queued) => Owner::Writer(w),
+            _ => Owner::Held(queued.clone()),
+        };
         self.weight -= weight;
         self.queues.remove_if_empty(pos);
         self.maybe_compact();
@@ -457,30 +500,40 @@ impl<K, V> ShardData<K, V> {
         pos
     }
 
-    /// Evicts one entry to relieve global pressure: entries of dead
-    /// generations first, then from a tenant holding at least its even
-    /// share of this shard.
-    pub(crate) fn evict_one(&mut self, now: u64, deaths: u64) -> Option<Removed<K, V>> {
+    /// Evicts one entry to relieve global pressure, for a write into
+    /// `writer`: entries of dead generations first, then from a tenant
+    /// holding at least its even share of this shard.
+    pub(crate) fn evict_one<'w>(
+        &mut self,
+        now: u64,
+        deaths: u64,
+        writer: &'w Arc<Generation>,
+    ) -> Option<Removed<'w, K, V>> {
         self.note_deaths(deaths);
         loop {
             if let Some(pos) = self.dead_queue() {
-                if let Some(r) = self.evict_from(pos, now, Why::Reclaimed) {
+                if let Some(r) = self.evict_from(pos, now, Why::Reclaimed, None) {
                     return Some(r);
                 }
                 continue;
             }
             let pos = self.queues.fair_victim(self.weight)?;
-            if let Some(r) = self.evict_from(pos, now, Why::Evicted) {
+            if let Some(r) = self.evict_from(pos, now, Why::Evicted, Some(writer)) {
                 self.queues.advance_cursor();
                 return Some(r);
             }
         }
     }
 
-    /// Evicts one entry of generation `tid` (its tenant is over its cap).
-    pub(crate) fn evict_tenant(&mut self, tid: u32, now: u64) -> Option<Removed<K, V>> {
-        let pos = self.queues.find(tid)?;
-        self.evict_from(pos, now, Why::TenantCapacity)
+    /// Evicts one entry of the writer's generation (its tenant is over its
+    /// cap).
+    pub(crate) fn evict_tenant<'w>(
+        &mut self,
+        writer: &'w Arc<Generation>,
+        now: u64,
+    ) -> Option<Removed<'w, K, V>> {
+        let pos = self.queues.find(writer.tid)?;
+        self.evict_from(pos, now, Why::TenantCapacity, Some(writer))
     }
 
     /// Reclaims up to `budget` entries of dead generations.
@@ -490,7 +543,7 @@ impl<K, V> ShardData<K, V> {
         budget: usize,
         now: u64,
         deaths: u64,
-        out: &mut Removals<K, V>,
+        out: &mut Removals<'_, K, V>,
     ) {
         // Every write asks; almost every time nothing has died since the
         // last look, which this answers without a call.
@@ -500,13 +553,13 @@ impl<K, V> ShardData<K, V> {
     }
 
     #[inline(never)]
-    fn reclaim_some(&mut self, budget: usize, now: u64, deaths: u64, out: &mut Removals<K, V>) {
+    fn reclaim_some(&mut self, budget: usize, now: u64, deaths: u64, out: &mut Removals<'_, K, V>) {
         self.note_deaths(deaths);
         for _ in 0..budget {
             let Some(pos) = self.dead_queue() else {
                 return;
             };
-            if let Some(r) = self.evict_from(pos, now, Why::Reclaimed) {
+            if let Some(r) = self.evict_from(pos, now, Why::Reclaimed, None) {
                 out.push(r);
             }
         }
@@ -587,5 +640,61 @@ fn touch(freq: &AtomicU8) {
     let f = freq.load(Relaxed);
     if f < MAX_FREQ {
         let _ = freq.compare_exchange(f, f + 1, Relaxed, Relaxed);
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::registry::Registry;
+    use crate::tenant_id::TenantKey;
+
+    /// A shard holding keys `0..n` of `tenant`'s current generation.
+    fn shard_with(tenant: &TenantState, n: u32) -> ShardData<u32, u32> {
+        let mut shard = ShardData::new(false);
+        for key in 0..n {
+            let upsert = shard.upsert(tenant, tenant.tid(), key, key, key, 1, None, 0);
+            assert!(matches!(upsert, Upsert::Inserted(_)), "key {key} is new");
+        }
+        shard
+    }
+
+    #[test]
+    fn an_eviction_for_the_writers_own_generation_borrows_it() {
+        let registry = Registry::new();
+        let tenant = registry.acquire(TenantKey::from("a"));
+        let mut shard = shard_with(&tenant, 4);
+        let writer = tenant.generation().expect("a new tenant has a generation");
+        let held = Arc::strong_count(&writer);
+        for evicted in [
+            shard.evict_tenant(&writer, 0),
+            shard.evict_one(0, 0, &writer),
+        ] {
+            let removed = evicted.expect("the shard holds entries to evict");
+            assert!(matches!(removed.generation, Owner::Writer(_)));
+            assert!(Arc::ptr_eq(&removed.generation, &writer));
+            assert_eq!(Arc::strong_count(&writer), held, "no reference taken");
+        }
+    }
+
+    #[test]
+    fn an_eviction_of_another_generation_holds_it() {
+        let registry = Registry::new();
+        let victim = registry.acquire(TenantKey::from("a"));
+        let mut shard = shard_with(&victim, 4);
+        let writer = registry
+            .acquire(TenantKey::from("b"))
+            .generation()
+            .expect("a new tenant has a generation");
+        let generation = victim.generation().expect("a new tenant has a generation");
+        let held = Arc::strong_count(&generation);
+        let removed = shard
+            .evict_one(0, 0, &writer)
+            .expect("tenant a's entries are the only ones to evict");
+        assert!(matches!(removed.generation, Owner::Held(_)));
+        assert!(Arc::ptr_eq(&removed.generation, &generation));
+        assert_eq!(Arc::strong_count(&generation), held + 1);
+        drop(removed);
+        assert_eq!(Arc::strong_count(&generation), held);
     }
 }
