@@ -635,11 +635,16 @@ fn owned_by(generation: &Generation, tenant: &TenantState) -> bool {
 
 /// Marks an entry used. Written only when the count changes, so entries
 /// that are already hot cost readers no write at all.
+///
+/// A plain store, not a locked read-modify-write: readers hold the shard's
+/// read lock, so only other readers race with it, and the worst they do is
+/// lose an increment of a saturating hint (two readers that both read 1
+/// both write 2), which a compare-exchange without retry lost as well.
 #[inline]
 fn touch(freq: &AtomicU8) {
     let f = freq.load(Relaxed);
     if f < MAX_FREQ {
-        let _ = freq.compare_exchange(f, f + 1, Relaxed, Relaxed);
+        freq.store(f + 1, Relaxed);
     }
 }
 
