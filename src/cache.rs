@@ -350,6 +350,7 @@ impl<K: Hash + Eq, V> Inner<K, V> {
         match replaced {
             None => ledger.added(w),
             Some(old) => {
+                let old = old.removed_from(&generation);
                 ledger.reweighed(old.weight, w);
                 self.account(&old, &mut ledger);
                 out.push(old);

@@ -85,12 +85,38 @@ pub(crate) enum Upsert<K, V> {
     /// generation's totals; the generation is returned for that and for cap
     /// enforcement.
     Inserted(Arc<Generation>),
-    /// The key was present; the old value is in `Removed` (weight = old),
-    /// and the caller counts the change of weight.
-    Replaced(Arc<Generation>, Removed<'static, K, V>),
+    /// The key was present; the old value is returned, and the caller
+    /// counts the change of weight.
+    Replaced(Arc<Generation>, Displaced<K, V>),
     /// The tenant's generation changed under us (a concurrent
     /// `invalidate_all`); retry with the current one.
     Stale(K, V),
+}
+
+/// A value an insert replaced. It belongs to the generation the insert
+/// writes into, which the write holds, so it leaves as a [`Removed`] that
+/// borrows that generation.
+pub(crate) struct Displaced<K, V> {
+    key: K,
+    value: V,
+    weight: u64,
+    why: Why,
+}
+
+impl<K, V> Displaced<K, V> {
+    /// The replaced value as removed from `writer`, the write's own
+    /// generation. The insert accounts the change of weight itself, so it
+    /// is not counted out again.
+    pub(crate) fn removed_from(self, writer: &Arc<Generation>) -> Removed<'_, K, V> {
+        Removed {
+            generation: Owner::Writer(writer),
+            key: self.key,
+            value: self.value,
+            weight: self.weight,
+            why: self.why,
+            counted: false,
+        }
+    }
 }
 
 /// Tombstones tolerated before a shard compacts its queues.
@@ -318,14 +344,12 @@ impl<K, V> ShardData<K, V> {
                 Why::Replaced
             };
             return Upsert::Replaced(
-                generation.clone(),
-                Removed {
-                    generation: Owner::Held(generation),
+                generation,
+                Displaced {
                     key,
                     value: old_value,
                     weight: old_weight,
                     why,
-                    counted: false,
                 },
             );
         }
