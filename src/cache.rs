@@ -170,6 +170,7 @@ impl<K, V> Inner<K, V> {
 
     /// Takes a removed entry out of the counts (through the write's ledger)
     /// and counts why it left.
+    #[inline]
     fn account(&self, r: &Removed<'_, K, V>, ledger: &mut Ledger<'_>) {
         if r.counted {
             ledger.removed(&r.generation, r.weight);

@@ -45,18 +45,22 @@ impl Fingerprints {
 
     /// Remembers a hash, first growing the table to about a quarter of
     /// `resident` slots if it is smaller.
+    #[inline]
     fn remember(&mut self, hash: u32, resident: usize) {
-        let want = (resident / DIVISOR).max(16).next_power_of_two();
-        if self.slots.len() < want {
+        // The table's length is 0 or a power of two, so it is short of the
+        // wanted power of two exactly when it is short of the quarter.
+        let quarter = (resident / DIVISOR).max(16);
+        if self.slots.len() < quarter {
             // Growing rehomes every fingerprint; forgetting them is cheaper
             // and costs only a few misjudged returns.
-            self.slots = vec![0; want];
+            self.slots = vec![0; quarter.next_power_of_two()];
         }
         let mask = self.slots.len() - 1;
         self.slots[hash as usize & mask] = Self::fingerprint(hash);
     }
 
     /// Whether `hash` is remembered; forgets it if so.
+    #[inline]
     fn take(&mut self, hash: u32) -> bool {
         if self.slots.is_empty() {
             return false;
@@ -97,11 +101,13 @@ impl Ghost {
     }
 
     /// Remembers a key evicted from a small FIFO without being used.
+    #[inline]
     pub(crate) fn evicted_from_small(&mut self, hash: u32, resident: usize) {
         self.from_small.remember(hash, resident);
     }
 
     /// Remembers a key evicted from main.
+    #[inline]
     pub(crate) fn evicted_from_main(&mut self, hash: u32, resident: usize) {
         self.from_main.remember(hash, resident);
     }
@@ -109,6 +115,7 @@ impl Ghost {
     /// Called for a key about to be inserted: adapts the small FIFO's share
     /// if the key was evicted recently, and says whether it goes straight
     /// to main.
+    #[inline]
     pub(crate) fn admit_to_main(&mut self, hash: u32) -> bool {
         if self.from_small.take(hash) {
             self.small_permille = (self.small_permille + STEP_PERMILLE).min(MAX_PERMILLE);

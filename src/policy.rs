@@ -69,6 +69,7 @@ impl List {
         self.head
     }
 
+    #[inline]
     pub(crate) fn push_back<K, V>(&mut self, slab: &mut Slab<K, V>, idx: u32, weight: u64) {
         slab.set_next(idx, NIL);
         if self.tail == NIL {
@@ -244,6 +245,7 @@ fn tid_hash(tid: u32) -> u64 {
 }
 
 impl Queues {
+    #[inline]
     pub(crate) fn find(&self, tid: u32) -> Option<usize> {
         let list = &self.list;
         // A shard usually holds few tenants: a scan of their ids (kept in

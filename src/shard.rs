@@ -426,6 +426,7 @@ impl<K, V> ShardData<K, V> {
         }))
     }
 
+    #[inline]
     fn unindex(&mut self, idx: u32) {
         let h = table_hash(self.slab.get(idx).hash);
         if let Ok(e) = self.table.find_entry(h, |&i| i == idx) {
@@ -434,10 +435,16 @@ impl<K, V> ShardData<K, V> {
     }
 
     /// Frees tombstones once they outnumber live entries (amortized O(1)).
+    #[inline]
     fn maybe_compact(&mut self) {
-        if self.tombstones < TOMBSTONE_SLACK || self.tombstones < self.slab.live() {
-            return;
+        // Asked after every eviction; the answer is almost always no.
+        if self.tombstones >= TOMBSTONE_SLACK && self.tombstones >= self.slab.live() {
+            self.compact();
         }
+    }
+
+    #[cold]
+    fn compact(&mut self) {
         for q in self.queues.list.iter_mut() {
             self.tombstones -= q.compact(&mut self.slab);
         }

@@ -94,6 +94,7 @@ impl<K, V> Slab<K, V> {
         self.live
     }
 
+    #[inline]
     pub(crate) fn alloc(&mut self, entry: Entry<K, V>, times: Option<Times>, weight: u32) -> u32 {
         if times.is_some() && self.times.len() < self.slots.len() {
             self.times.resize(self.slots.len(), Times::NEVER);
