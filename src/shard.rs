@@ -443,6 +443,7 @@ impl<K, V> ShardData<K, V> {
         }
     }
 
+    /// Frees every queue's tombstones and drops the queues left empty.
     #[cold]
     fn compact(&mut self) {
         for q in self.queues.list.iter_mut() {
