@@ -168,6 +168,22 @@ mod tests {
     }
 
     #[test]
+    fn fingerprints_survive_until_the_shard_outgrows_the_table() {
+        let (a, b) = (0x0001_0001, 0x0001_0002);
+        let mut f = Fingerprints::default();
+        f.remember(Queue::Small, a, 128);
+        assert_eq!(f.slots.len(), 32, "exactly a quarter of 128");
+        f.remember(Queue::Small, b, 128);
+        f.remember(Queue::Main, b, 100);
+        assert_eq!(f.slots.len(), 32, "a smaller shard keeps the table");
+        assert_eq!(f.take(a), Some(Queue::Small), "kept at the same size");
+        f.remember(Queue::Main, a, 129 * DIVISOR);
+        assert_eq!(f.slots.len(), 256, "grown to the next power of two");
+        assert_eq!(f.take(b), None, "growing forgets");
+        assert_eq!(f.take(a), Some(Queue::Main));
+    }
+
+    #[test]
     fn a_key_back_from_small_goes_to_main_and_grows_the_small_share() {
         let mut g = Ghost::default();
         g.evicted_from_small(7, 1000);

@@ -43,3 +43,18 @@ impl RemovalCause {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::RemovalCause::*;
+
+    #[test]
+    fn only_capacity_and_expiry_count_as_evictions() {
+        for cause in [Expired, Evicted, TenantCapacity] {
+            assert!(cause.was_evicted(), "{cause:?}");
+        }
+        for cause in [Invalidated, Replaced] {
+            assert!(!cause.was_evicted(), "{cause:?}");
+        }
+    }
+}

@@ -134,6 +134,36 @@ fn a_tenant_over_its_cap_evicts_only_its_own_entries() {
 }
 
 #[test]
+fn a_full_cache_evicts_in_turn_from_the_tenants_holding_at_least_their_even_share() {
+    // One shard, so every eviction chooses among the same three queues.
+    let cache: Cache<u64, u64> = Cache::builder().max_capacity(100).shards(1).build();
+    let (a, b, c) = (cache.tenant("a"), cache.tenant("b"), cache.tenant("c"));
+    for k in 0..45 {
+        a.insert(k, k);
+        b.insert(k, k);
+    }
+    for k in 0..10 {
+        c.insert(k, k);
+    }
+    assert_eq!(cache.entry_count(), 100, "full, nothing evicted yet");
+    // Each of c's new keys evicts one entry. a and b each hold more than a
+    // third of the shard throughout; c never does.
+    for k in 10..30 {
+        c.insert(k, k);
+    }
+    assert_eq!(cache.entry_count(), 100);
+    assert_eq!(c.entry_count(), 30, "c, below its even share, lost nothing");
+    assert_eq!(c.stats().evictions, 0);
+    assert_eq!(
+        (a.entry_count(), b.entry_count()),
+        (35, 35),
+        "the two tenants above their share gave up entries in turn"
+    );
+    assert_eq!((a.stats().evictions, b.stats().evictions), (10, 10));
+    cache.validate();
+}
+
+#[test]
 fn an_entry_heavier_than_the_capacity_is_refused_and_the_listener_told() {
     let (builder, heard) = recording(
         Cache::<&'static str, u32>::builder()

@@ -289,6 +289,39 @@ fn retries_run_until_success_while_the_deadline_is_ahead() {
     assert_eq!((t.stats().loads, t.stats().load_failures), (3, 0));
 }
 
+#[test]
+fn a_load_that_sets_neither_runs_under_the_builders_timeout_and_retry() {
+    let clock = ManualClock::new();
+    let cache: Cache<u32, String> = Cache::builder()
+        .max_capacity(100)
+        .clock(clock.clone())
+        .load_timeout(Duration::from_millis(10))
+        .retry(Retry::attempts(3).backoff(Duration::from_millis(1)))
+        .build();
+    let t = cache.tenant("a");
+    let r = t.load(1).run(|ctx| {
+        assert_eq!(ctx.remaining(), Some(Duration::from_millis(10)));
+        match ctx.attempt() {
+            3 => Ok("third time".to_string()),
+            _ => Err("down"),
+        }
+    });
+    assert_eq!(r.unwrap(), "third time", "the builder's three attempts");
+    let calls = AtomicU32::new(0);
+    let r = t.load(2).run(|ctx| {
+        calls.fetch_add(1, Ordering::SeqCst);
+        clock.advance(Duration::from_millis(20)); // past the builder's deadline
+        assert_eq!(ctx.remaining(), Some(Duration::ZERO));
+        Err::<String, _>("slow")
+    });
+    assert!(r.unwrap_err().is_failed());
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "no retry after the deadline"
+    );
+}
+
 /// Sleeps are never shorter than asked, so the lower bounds hold however
 /// loaded the machine is.
 #[test]
