@@ -407,6 +407,18 @@ mod tests {
         assert_eq!(lock.shared.load(Relaxed), 0);
     }
 
+    /// A reader that finds the flag up leaves the fast path; a finished
+    /// write must not leave it up.
+    #[test]
+    fn a_finished_write_lets_the_next_read_straight_in() {
+        let lock = SlotLock::with_slots(4, 0u32);
+        *lock.write() += 1;
+        assert!(!lock.writing.load(Relaxed), "the write's flag outlived it");
+        assert_eq!(*lock.read_in(1), 1);
+        *lock.write() += 1;
+        assert!(!lock.writing.load(Relaxed));
+    }
+
     #[test]
     fn a_writer_waits_for_a_read_in_progress_and_then_goes_in() {
         let lock = Arc::new(SlotLock::with_slots(4, 0u32));

@@ -82,3 +82,30 @@ impl<E: Error + 'static> Error for LoadError<E> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::LoadError;
+    use std::sync::Arc;
+
+    #[test]
+    fn each_kind_answers_only_its_own_question() {
+        let kinds = [
+            LoadError::Failed(Arc::new("down")),
+            LoadError::Timeout,
+            LoadError::Panicked,
+            LoadError::Recursive,
+        ];
+        for (i, e) in kinds.iter().enumerate() {
+            let answers = [
+                e.is_failed(),
+                e.is_timeout(),
+                e.is_panicked(),
+                e.is_recursive(),
+            ];
+            let only_own: Vec<bool> = (0..4).map(|j| j == i).collect();
+            assert_eq!(answers.to_vec(), only_own, "{i}");
+            assert_eq!(e.failure().is_some(), i == 0);
+        }
+    }
+}

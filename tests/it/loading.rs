@@ -409,6 +409,33 @@ fn a_failed_load_serves_a_value_expired_within_the_stale_window() {
 }
 
 #[test]
+fn a_request_sets_its_own_stale_window_and_zero_turns_the_builders_off() {
+    let (cache, clock) = stale_cache();
+    let t = cache.tenant("a");
+    t.insert(1, "old".into());
+    clock.advance(Duration::from_secs(40)); // expired 30 s ago
+    let r = t
+        .load(1)
+        .stale_if_error(Duration::ZERO)
+        .run(|_| Err::<String, _>("down"));
+    assert!(
+        r.unwrap_err().is_failed(),
+        "no stale value with the window off"
+    );
+    let r = t
+        .load(1)
+        .stale_if_error(Duration::from_secs(20))
+        .run(|_| Err::<String, _>("down"));
+    assert!(r.unwrap_err().is_failed(), "expired longer ago than 20 s");
+    let r = t
+        .load(1)
+        .stale_if_error(Duration::from_secs(31))
+        .run(|_| Err::<String, _>("down"));
+    assert_eq!(r.unwrap(), "old");
+    assert_eq!(t.stats().stale_served, 1);
+}
+
+#[test]
 fn the_fallback_answers_only_when_no_stale_value_exists_and_is_not_cached() {
     let (cache, clock) = stale_cache();
     let t = cache.tenant("a");
