@@ -103,8 +103,7 @@ mod tests {
                 e.is_panicked(),
                 e.is_recursive(),
             ];
-            let only_own: Vec<bool> = (0..4).map(|j| j == i).collect();
-            assert_eq!(answers.to_vec(), only_own, "{i}");
+            assert_eq!(answers, [i == 0, i == 1, i == 2, i == 3], "{i}");
             assert_eq!(e.failure().is_some(), i == 0);
         }
     }
