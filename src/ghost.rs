@@ -172,6 +172,22 @@ impl Ghost {
 mod tests {
     use super::*;
 
+    /// Each key comes back from the small FIFO's ghost (and goes to main).
+    fn back_from_small(g: &mut Ghost, keys: impl IntoIterator<Item = u32>) {
+        for key in keys {
+            g.evicted_from_small(key, 1 << 16);
+            assert!(g.admit_to_main(key));
+        }
+    }
+
+    /// Each key comes back from main's ghost.
+    fn back_from_main(g: &mut Ghost, keys: impl IntoIterator<Item = u32>) {
+        for key in keys {
+            g.evicted_from_main(key, 1 << 16);
+            g.admit_to_main(key);
+        }
+    }
+
     #[test]
     fn fingerprints_remember_each_queue_until_taken() {
         let (a, b) = (0x0001_002a, 0x0002_002a); // same slot, other fingerprints
@@ -228,10 +244,7 @@ mod tests {
     #[test]
     fn a_key_back_from_main_starts_in_small_and_shrinks_the_small_share() {
         let mut g = Ghost::default();
-        for key in 0..5 {
-            g.evicted_from_small(key, 1000);
-            assert!(g.admit_to_main(key), "grows the share off its floor");
-        }
+        back_from_small(&mut g, 0..5);
         let grown = START_PERMILLE + 5 * GROW_PERMILLE;
         assert_eq!(g.small_permille(), u64::from(grown));
         g.evicted_from_main(7, 1000);
@@ -248,8 +261,7 @@ mod tests {
                 key < 1000,
                 "the share stopped growing below the readmit share"
             );
-            g.evicted_from_small(key, 1 << 16);
-            assert!(g.admit_to_main(key));
+            back_from_small(&mut g, [key]);
             key += 1;
         }
         g.evicted_from_main(key, 1 << 16);
@@ -260,8 +272,7 @@ mod tests {
                 key < 2000,
                 "the share stopped shrinking above the readmit share"
             );
-            g.evicted_from_main(key, 1 << 16);
-            g.admit_to_main(key);
+            back_from_main(&mut g, [key]);
             key += 1;
         }
         g.evicted_from_main(key, 1 << 16);
@@ -274,16 +285,11 @@ mod tests {
     #[test]
     fn as_many_returns_from_each_ghost_shrink_the_small_share() {
         let mut g = Ghost::default();
-        for key in 0..50 {
-            g.evicted_from_small(key, 1 << 16);
-            assert!(g.admit_to_main(key));
-        }
+        back_from_small(&mut g, 0..50);
         let grown = g.small_permille();
         for key in 100..120 {
-            g.evicted_from_small(key, 1 << 16);
-            assert!(g.admit_to_main(key));
-            g.evicted_from_main(key + 1000, 1 << 16);
-            g.admit_to_main(key + 1000);
+            back_from_small(&mut g, [key]);
+            back_from_main(&mut g, [key + 1000]);
         }
         assert!(
             g.small_permille() < grown,
@@ -299,15 +305,9 @@ mod tests {
     #[test]
     fn the_small_share_stays_within_its_bounds() {
         let mut g = Ghost::default();
-        for key in 0..1000 {
-            g.evicted_from_small(key, 1 << 16);
-            assert!(g.admit_to_main(key));
-        }
+        back_from_small(&mut g, 0..1000);
         assert_eq!(g.small_permille(), u64::from(MAX_PERMILLE));
-        for key in 0..1000 {
-            g.evicted_from_main(key, 1 << 16);
-            g.admit_to_main(key);
-        }
+        back_from_main(&mut g, 0..1000);
         assert_eq!(g.small_permille(), u64::from(MIN_PERMILLE));
     }
 }
