@@ -266,20 +266,25 @@ mod tests {
         }
         g.evicted_from_main(key, 1 << 16);
         assert!(g.admit_to_main(key), "still above the readmit share");
-        key += 1;
-        while g.small_permille() > u64::from(READMIT_ABOVE_PERMILLE) {
-            assert!(
-                key < 2000,
-                "the share stopped shrinking above the readmit share"
-            );
-            back_from_main(&mut g, [key]);
+    }
+
+    #[test]
+    fn a_return_from_main_that_brings_the_share_down_to_the_readmit_share_starts_in_small() {
+        let mut g = Ghost::default();
+        let target = u64::from(READMIT_ABOVE_PERMILLE + SHRINK_PERMILLE);
+        let mut key = 0;
+        while g.small_permille() != target {
+            assert!(key < 1000, "the share never landed on {target}");
+            if g.small_permille() < target {
+                back_from_small(&mut g, [key]);
+            } else {
+                back_from_main(&mut g, [key]);
+            }
             key += 1;
         }
         g.evicted_from_main(key, 1 << 16);
-        assert!(
-            !g.admit_to_main(key),
-            "at or below the readmit share, a return from main starts in the small FIFO"
-        );
+        assert!(!g.admit_to_main(key), "not above the readmit share");
+        assert_eq!(g.small_permille(), u64::from(READMIT_ABOVE_PERMILLE));
     }
 
     #[test]
