@@ -30,8 +30,8 @@
 //!   workloads, with the Zipf stream of the compare bench's workload (b)
 //!   unchanged (79.86–79.87% on one thread). Even steps up to 90% lowered
 //!   that stream to 79.4%. Sending a key back from main's ghost straight
-//!   to main while the share is above 5% then raised it to 80.05–80.06%
-//!   (see the `ghost` module).
+//!   to main while the share is above 5% then raised it to 80.05–80.06%,
+//!   with the mean at 53.35–53.53% (see the `ghost` module).
 //! - The ghosts are a quarter of the shard's size, not its full size: only
 //!   a key that comes back soon after its eviction counts as returning. A
 //!   larger ghost lets a loop longer than the cache cycle through main and
