@@ -83,3 +83,9 @@ pub use load::{LoadCtx, LoadError, LoadRequest, Retry};
 pub use stats::Stats;
 pub use tenant::Tenant;
 pub use tenant_id::{TenantId, TenantKey};
+
+/// The README's Rust examples, compiled and run as doctests so that they
+/// stay true to the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeExamples;
