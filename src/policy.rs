@@ -24,14 +24,9 @@
 //!   instead left fewer rows more than half a point behind the better of
 //!   quick_cache and moka (13–14 of 45 over five runs, against 15–17) and
 //!   put the mean at 53.21–53.31% (53.06–53.21% from 3%) with the share
-//!   capped at 10%. Letting it reach 90%, with a return to main's ghost
-//!   moving it half again as far as a return to the small FIFO's, raised
-//!   the mean to 53.48–53.54% over five runs, most on the recorded
-//!   workloads, with the Zipf stream of the compare bench's workload (b)
-//!   unchanged (79.86–79.87% on one thread). Even steps up to 90% lowered
-//!   that stream to 79.4%. Sending a key back from main's ghost straight
-//!   to main while the share is above 5% then raised it to 80.05–80.06%,
-//!   with the mean at 53.35–53.53% (see the `ghost` module).
+//!   capped at 10%. The `ghost` module gives the share's bounds and steps
+//!   and the readmission of keys back from main's ghost, with what each
+//!   measured; as they are, the mean is 53.35–53.53% over five runs.
 //! - The ghosts are a quarter of the shard's size, not its full size: only
 //!   a key that comes back soon after its eviction counts as returning. A
 //!   larger ghost lets a loop longer than the cache cycle through main and
