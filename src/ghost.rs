@@ -26,13 +26,10 @@
 //!
 //! The share grows by `GROW_PERMILLE` per key back from the small FIFO's
 //! ghost and shrinks by `SHRINK_PERMILLE` per key back from main's,
-//! between `MIN_PERMILLE` and `MAX_PERMILLE`. The steps are uneven because
-//! the two returns are not worth the same: a key back from the small
-//! FIFO's ghost goes to main anyway, while one back from main's starts
-//! over in the small FIFO. With even steps the share settles where the
-//! two kinds of return are as frequent: on the Zipf stream of the compare
-//! bench's workload (b), about 40%, which leaves main too small for the
-//! hot set (79.4% hits, against 79.9% with the share capped at 10%). With
+//! between `MIN_PERMILLE` and `MAX_PERMILLE`. The steps are uneven
+//! because with even steps the share settles where the two kinds of
+//! return are as frequent: on the Zipf stream of the compare bench's
+//! workload (b), about 40%, which leaves main too small for the hot set (79.4% hits, against 79.9% with the share capped at 10%). With
 //! a shrink half again the grow, it moves between 14% and 33% there, at
 //! the capped share's hit ratio, and it still climbs where new keys need a
 //! long look: on LIRS `zigzag` (keys come back at long, even distances) in
@@ -188,6 +185,22 @@ mod tests {
         }
     }
 
+    /// Moves the share onto `target` with returns from either ghost;
+    /// returns the first key not used yet.
+    fn share_to(g: &mut Ghost, target: u64) -> u32 {
+        let mut key = 0;
+        while g.small_permille() != target {
+            assert!(key < 1000, "the share never landed on {target}");
+            if g.small_permille() < target {
+                back_from_small(g, [key]);
+            } else {
+                back_from_main(g, [key]);
+            }
+            key += 1;
+        }
+        key
+    }
+
     #[test]
     fn fingerprints_remember_each_queue_until_taken() {
         let (a, b) = (0x0001_002a, 0x0002_002a); // same slot, other fingerprints
@@ -255,15 +268,10 @@ mod tests {
     #[test]
     fn a_key_back_from_main_goes_back_to_main_while_the_small_share_is_above_the_readmit_share() {
         let mut g = Ghost::default();
-        let mut key = 0;
-        while g.small_permille() <= u64::from(READMIT_ABOVE_PERMILLE + SHRINK_PERMILLE) {
-            assert!(
-                key < 1000,
-                "the share stopped growing below the readmit share"
-            );
-            back_from_small(&mut g, [key]);
-            key += 1;
-        }
+        let key = share_to(
+            &mut g,
+            u64::from(READMIT_ABOVE_PERMILLE + SHRINK_PERMILLE + 1),
+        );
         g.evicted_from_main(key, 1 << 16);
         assert!(g.admit_to_main(key), "still above the readmit share");
     }
@@ -271,17 +279,7 @@ mod tests {
     #[test]
     fn a_return_from_main_that_brings_the_share_down_to_the_readmit_share_starts_in_small() {
         let mut g = Ghost::default();
-        let target = u64::from(READMIT_ABOVE_PERMILLE + SHRINK_PERMILLE);
-        let mut key = 0;
-        while g.small_permille() != target {
-            assert!(key < 1000, "the share never landed on {target}");
-            if g.small_permille() < target {
-                back_from_small(&mut g, [key]);
-            } else {
-                back_from_main(&mut g, [key]);
-            }
-            key += 1;
-        }
+        let key = share_to(&mut g, u64::from(READMIT_ABOVE_PERMILLE + SHRINK_PERMILLE));
         g.evicted_from_main(key, 1 << 16);
         assert!(!g.admit_to_main(key), "not above the readmit share");
         assert_eq!(g.small_permille(), u64::from(READMIT_ABOVE_PERMILLE));
