@@ -1,9 +1,11 @@
 //! Random operation sequences over a few tenants and keys, checked after
-//! every step against a plain model of what each tenant may see.
+//! every step against a plain model of what each tenant may see, and at
+//! the end for values the cache failed to drop.
 #![no_main]
 
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicI64, Ordering::Relaxed};
 use std::time::Duration;
 
 use arbitrary::Arbitrary;
@@ -45,6 +47,33 @@ struct Input {
     ops: Vec<Op>,
 }
 
+/// Values alive right now (made or cloned, not yet dropped).
+static LIVE_VALUES: AtomicI64 = AtomicI64::new(0);
+
+/// A value that counts its live copies, so that a value the cache keeps
+/// after it is dropped shows up as a leak.
+#[derive(Debug, PartialEq)]
+struct Tracked(u32);
+
+impl Tracked {
+    fn new(v: u32) -> Self {
+        LIVE_VALUES.fetch_add(1, Relaxed);
+        Tracked(v)
+    }
+}
+
+impl Clone for Tracked {
+    fn clone(&self) -> Self {
+        Tracked::new(self.0)
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        LIVE_VALUES.fetch_sub(1, Relaxed);
+    }
+}
+
 /// What the model allows a tenant to see for a key: one value, and when
 /// it expires (ms on the manual clock).
 type Model = HashMap<(u8, u8), (u32, Option<u64>)>;
@@ -62,17 +91,18 @@ fuzz_target!(
         }));
     },
     |input: Input| {
+    let live_before = LIVE_VALUES.load(Relaxed);
     let tenants = input.tenants % 3 + 2;
     let max_capacity = u64::from(input.max_capacity % 16);
     let tenant_capacity = u64::from(input.tenant_capacity % 16);
     let clock = ManualClock::new();
-    let mut builder = Cache::<u8, u32>::builder()
+    let mut builder = Cache::<u8, Tracked>::builder()
         .max_capacity(max_capacity)
         .tenant_capacity(tenant_capacity)
         .shards(if input.two_shards { 2 } else { 1 })
         .clock(clock.clone());
     if input.weighted {
-        builder = builder.weigher(|_k: &u8, v: &u32| v % 3 + 1);
+        builder = builder.weigher(|_k: &u8, v: &Tracked| v.0 % 3 + 1);
     }
     let cache_ttl = input.ttl_ms.map(|ms| u64::from(ms % 1_000));
     if let Some(ms) = cache_ttl {
@@ -105,16 +135,17 @@ fuzz_target!(
                 };
                 match ttl {
                     Some(ms) if matches!(op, Op::InsertWithTtl { .. }) => {
-                        handles[t as usize].insert_with_ttl(key, fresh, Duration::from_millis(ms))
+                        let ttl = Duration::from_millis(ms);
+                        handles[t as usize].insert_with_ttl(key, Tracked::new(fresh), ttl)
                     }
-                    _ => handles[t as usize].insert(key, fresh),
+                    _ => handles[t as usize].insert(key, Tracked::new(fresh)),
                 }
                 model.insert((t, key), (fresh, expiry(ttl, now_ms)));
             }
             Op::Get { tenant, key } => {
                 let t = tenant % tenants;
                 lookups += 1;
-                let got = handles[t as usize].get(&key);
+                let got = handles[t as usize].get(&key).map(|v| v.0);
                 check(&got, live(&model, t, key, now_ms), "get");
             }
             Op::Contains { tenant, key } => {
@@ -146,8 +177,9 @@ fuzz_target!(
                 let got = catch_unwind(AssertUnwindSafe(|| {
                     h.get_with(key, || {
                         assert!(!panics, "init panics on purpose");
-                        fresh
+                        Tracked::new(fresh)
                     })
+                    .0
                 }));
                 match got {
                     Ok(v) if v == fresh => {
@@ -165,7 +197,7 @@ fuzz_target!(
                 let allowed = live(&model, t, key, now_ms);
                 let h = &handles[t as usize];
                 let load = |_: &tenant_cache::LoadCtx<'_, u8>| match loader {
-                    Loader::Succeeds => Ok(fresh),
+                    Loader::Succeeds => Ok(Tracked::new(fresh)),
                     Loader::Fails => Err("fails"),
                     Loader::Panics => panic!("loader panics on purpose"),
                 };
@@ -175,12 +207,13 @@ fuzz_target!(
                     Op::Load { fallback, .. } => {
                         let mut req = h.load(key).timeout(Duration::from_secs(1));
                         if fallback {
-                            req = req.fallback(move |_| Some(fallback_value));
+                            req = req.fallback(move |_| Some(Tracked::new(fallback_value)));
                         }
                         req.run(load)
                     }
                     _ => h.refresh(key, load),
-                }));
+                }
+                .map(|v| v.0)));
                 let refresh = matches!(op, Op::Refresh { .. });
                 match got {
                     Ok(Ok(v)) if v == fresh => {
@@ -205,7 +238,14 @@ fuzz_target!(
                 clock.advance(Duration::from_millis(ms));
                 now_ms += ms;
             }
-            Op::Reclaim => cache.reclaim_invalidated(),
+            Op::Reclaim => {
+                cache.reclaim_invalidated();
+                // With invalidated entries gone, every value the cache
+                // still holds is an entry of a tenant's current generation.
+                let held = LIVE_VALUES.load(Relaxed) - live_before;
+                let counted: u64 = handles.iter().map(|h| h.entry_count()).sum();
+                assert_eq!(held as u64, counted, "values held past reclaim");
+            }
         }
         cache.validate();
         assert!(cache.weighted_size() <= max_capacity, "over max_capacity");
@@ -215,6 +255,13 @@ fuzz_target!(
         let s = cache.stats();
         assert_eq!(s.hits + s.misses, lookups, "hits + misses != lookups");
     }
+    drop(handles);
+    drop(cache);
+    assert_eq!(
+        LIVE_VALUES.load(Relaxed),
+        live_before,
+        "values outlived the cache"
+    );
 });
 
 fn check(got: &Option<u32>, allowed: Option<u32>, what: &str) {
