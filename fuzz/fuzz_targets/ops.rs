@@ -1,16 +1,17 @@
 //! Random operation sequences over a few tenants and keys, checked after
-//! every step against a plain model of what each tenant may see, and at
-//! the end for values the cache failed to drop.
+//! every step against a plain model of what each tenant may see, against
+//! what the eviction listener heard, and at the end for values the cache
+//! failed to drop.
 #![no_main]
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicI64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use tenant_cache::{Cache, LoadError, ManualClock};
+use tenant_cache::{Cache, LoadError, ManualClock, RemovalCause, TenantId};
 
 #[derive(Arbitrary, Debug, Clone, Copy)]
 enum Loader {
@@ -47,17 +48,26 @@ struct Input {
     ops: Vec<Op>,
 }
 
-/// Values alive right now (made or cloned, not yet dropped).
-static LIVE_VALUES: AtomicI64 = AtomicI64::new(0);
+/// Live copies of each value (made or cloned, not yet dropped), by the
+/// value's number; a value with none is not in the map.
+static LIVE: Mutex<BTreeMap<u32, u32>> = Mutex::new(BTreeMap::new());
+
+fn live_copies(v: u32) -> u32 {
+    LIVE.lock().unwrap().get(&v).copied().unwrap_or(0)
+}
+
+fn live_total() -> u64 {
+    LIVE.lock().unwrap().values().map(|&n| u64::from(n)).sum()
+}
 
 /// A value that counts its live copies, so that a value the cache keeps
-/// after it is dropped shows up as a leak.
+/// when it should not shows up.
 #[derive(Debug, PartialEq)]
 struct Tracked(u32);
 
 impl Tracked {
     fn new(v: u32) -> Self {
-        LIVE_VALUES.fetch_add(1, Relaxed);
+        *LIVE.lock().unwrap().entry(v).or_default() += 1;
         Tracked(v)
     }
 }
@@ -70,8 +80,24 @@ impl Clone for Tracked {
 
 impl Drop for Tracked {
     fn drop(&mut self) {
-        LIVE_VALUES.fetch_sub(1, Relaxed);
+        let mut live = LIVE.lock().unwrap();
+        let n = live.get_mut(&self.0).expect("a value dropped more often than made");
+        *n -= 1;
+        if *n == 0 {
+            live.remove(&self.0);
+        }
     }
+}
+
+/// What the eviction listener heard: tenant, key, value, cause.
+type Heard = Arc<Mutex<Vec<(Option<u64>, u8, u32, RemovalCause)>>>;
+
+/// Where each value was handed to the cache, and whether it must end up
+/// in it (an insert) or may be left out (a load superseded by newer state).
+struct Origin {
+    tenant: u8,
+    key: u8,
+    inserted: bool,
 }
 
 /// What the model allows a tenant to see for a key: one value, and when
@@ -91,7 +117,7 @@ fuzz_target!(
         }));
     },
     |input: Input| {
-    let live_before = LIVE_VALUES.load(Relaxed);
+    assert_eq!(live_total(), 0, "values left by an earlier input");
     let tenants = input.tenants % 3 + 2;
     let max_capacity = u64::from(input.max_capacity % 16);
     let tenant_capacity = u64::from(input.tenant_capacity % 16);
@@ -101,6 +127,11 @@ fuzz_target!(
         .tenant_capacity(tenant_capacity)
         .shards(if input.two_shards { 2 } else { 1 })
         .clock(clock.clone());
+    let heard: Heard = Arc::default();
+    let log = heard.clone();
+    builder = builder.eviction_listener(move |t: &TenantId, k: &u8, v: &Tracked, cause| {
+        log.lock().unwrap().push((t.as_u64(), *k, v.0, cause));
+    });
     if input.weighted {
         builder = builder.weigher(|_k: &u8, v: &Tracked| v.0 % 3 + 1);
     }
@@ -114,6 +145,8 @@ fuzz_target!(
     let mut now_ms = 0u64;
     let mut next_value = 0u32;
     let mut lookups = 0u64;
+    let mut origins: HashMap<u32, Origin> = HashMap::new();
+    let mut reported: HashSet<u32> = HashSet::new();
 
     let expiry = |ttl: Option<u64>, now: u64| ttl.map(|ms| now + ms);
     let live = |model: &Model, t: u8, k: u8, now: u64| {
@@ -126,6 +159,10 @@ fuzz_target!(
     for op in input.ops.into_iter().take(200) {
         next_value += 1;
         let fresh = next_value;
+        let mut reclaimed = false;
+        if let Some((tenant, key, inserted)) = op.hands_over(tenants) {
+            origins.insert(fresh, Origin { tenant, key, inserted });
+        }
         match op {
             Op::Insert { tenant, key } | Op::InsertWithTtl { tenant, key, .. } => {
                 let t = tenant % tenants;
@@ -240,11 +277,7 @@ fuzz_target!(
             }
             Op::Reclaim => {
                 cache.reclaim_invalidated();
-                // With invalidated entries gone, every value the cache
-                // still holds is an entry of a tenant's current generation.
-                let held = LIVE_VALUES.load(Relaxed) - live_before;
-                let counted: u64 = handles.iter().map(|h| h.entry_count()).sum();
-                assert_eq!(held as u64, counted, "values held past reclaim");
+                reclaimed = true;
             }
         }
         cache.validate();
@@ -254,15 +287,52 @@ fuzz_target!(
         }
         let s = cache.stats();
         assert_eq!(s.hits + s.misses, lookups, "hits + misses != lookups");
+        // Every removal is reported once, for the tenant and key the value
+        // was stored under, and a reported value is gone from the cache.
+        for (tenant, key, v, cause) in heard.lock().unwrap().drain(..) {
+            let origin = origins.get(&v).unwrap_or_else(|| panic!("{cause:?} of unknown {v}"));
+            assert_eq!(tenant, Some(u64::from(origin.tenant)), "{cause:?} of {v}: tenant");
+            assert_eq!(key, origin.key, "{cause:?} of {v}: key");
+            assert!(reported.insert(v), "{cause:?} of {v}: reported twice");
+            assert_eq!(live_copies(v), 0, "{cause:?} of {v}: still held");
+        }
+        if reclaimed {
+            // With invalidated entries gone, every value the cache still
+            // holds is an entry of a tenant's current generation, and every
+            // inserted value is either held or was reported.
+            let counted: u64 = handles.iter().map(|h| h.entry_count()).sum();
+            assert_eq!(live_total(), counted, "values held past reclaim");
+            for (v, origin) in &origins {
+                if origin.inserted {
+                    assert!(
+                        live_copies(*v) > 0 || reported.contains(v),
+                        "value {v} left the cache unreported"
+                    );
+                }
+            }
+        }
     }
     drop(handles);
     drop(cache);
-    assert_eq!(
-        LIVE_VALUES.load(Relaxed),
-        live_before,
-        "values outlived the cache"
-    );
+    assert_eq!(live_total(), 0, "values outlived the cache");
 });
+
+impl Op {
+    /// The tenant and key whose value this operation hands to the cache,
+    /// and whether the cache must take it (an insert) or may leave it out.
+    fn hands_over(&self, tenants: u8) -> Option<(u8, u8, bool)> {
+        match *self {
+            Op::Insert { tenant, key } | Op::InsertWithTtl { tenant, key, .. } => {
+                Some((tenant % tenants, key, true))
+            }
+            Op::GetWith { tenant, key, .. }
+            | Op::TryGetWith { tenant, key, .. }
+            | Op::Load { tenant, key, .. }
+            | Op::Refresh { tenant, key, .. } => Some((tenant % tenants, key, false)),
+            _ => None,
+        }
+    }
+}
 
 fn check(got: &Option<u32>, allowed: Option<u32>, what: &str) {
     if let Some(v) = got {
