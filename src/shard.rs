@@ -477,7 +477,13 @@ impl<K, V> ShardData<K, V> {
                     self.tombstones -= 1;
                 }
                 Step::Evict { idx, expired } => {
-                    let why = if expired { Why::Expired } else { why };
+                    // A dead generation's entries were all counted as
+                    // invalidated when it died, expired or not.
+                    let why = if expired && why != Why::Reclaimed {
+                        Why::Expired
+                    } else {
+                        why
+                    };
                     return Some(self.take_out(pos, idx, why, writer));
                 }
             }

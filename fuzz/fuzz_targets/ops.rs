@@ -147,6 +147,8 @@ fuzz_target!(
     let mut lookups = 0u64;
     let mut origins: HashMap<u32, Origin> = HashMap::new();
     let mut reported: HashSet<u32> = HashSet::new();
+    // Per tenant, reports heard by cause.
+    let mut causes: HashMap<(u8, RemovalCause), u64> = HashMap::new();
 
     let expiry = |ttl: Option<u64>, now: u64| ttl.map(|ms| now + ms);
     let live = |model: &Model, t: u8, k: u8, now: u64| {
@@ -295,6 +297,20 @@ fuzz_target!(
             assert_eq!(key, origin.key, "{cause:?} of {v}: key");
             assert!(reported.insert(v), "{cause:?} of {v}: reported twice");
             assert_eq!(live_copies(v), 0, "{cause:?} of {v}: still held");
+            *causes.entry((origin.tenant, cause)).or_default() += 1;
+        }
+        // Each tenant's stats count what the listener heard.
+        for (t, h) in (0..tenants).zip(&handles) {
+            let heard = |cause| causes.get(&(t, cause)).copied().unwrap_or(0);
+            let s = h.stats();
+            let capacity = heard(RemovalCause::TenantCapacity);
+            assert_eq!(s.evictions, heard(RemovalCause::Evicted) + capacity, "evictions");
+            assert_eq!(s.tenant_evictions, capacity, "tenant evictions");
+            assert_eq!(s.expirations, heard(RemovalCause::Expired), "expirations");
+            if reclaimed {
+                let invalidated = heard(RemovalCause::Invalidated);
+                assert_eq!(s.invalidations, invalidated, "invalidations");
+            }
         }
         if reclaimed {
             // With invalidated entries gone, every value the cache still

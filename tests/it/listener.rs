@@ -56,6 +56,33 @@ fn the_listener_hears_of_invalidate_all_entries_as_they_are_reclaimed() {
     assert_eq!(causes(&heard), vec![RemovalCause::Invalidated; 2]);
 }
 
+/// `invalidate_all` counts every entry of the tenant as invalidated at
+/// once, expired or not; the listener must tell the same story when the
+/// cache reclaims them, and no entry may count as both.
+#[test]
+fn an_expired_entry_dropped_by_invalidate_all_is_reported_and_counted_once_as_invalidated() {
+    let clock = ManualClock::new();
+    let (builder, heard) = recording(
+        Cache::<u32, u32>::builder()
+            .max_capacity(100)
+            .clock(clock.clone()),
+    );
+    let cache = builder.build();
+    let a = cache.tenant("a");
+    a.insert_with_ttl(1, 10, Duration::from_secs(1));
+    a.insert(2, 20);
+    clock.advance(Duration::from_secs(2));
+    a.invalidate_all();
+    cache.reclaim_invalidated();
+    assert_eq!(causes(&heard), vec![RemovalCause::Invalidated; 2]);
+    let s = a.stats();
+    assert_eq!(
+        (s.invalidations, s.expirations),
+        (2, 0),
+        "(invalidations, expirations)"
+    );
+}
+
 #[test]
 fn the_listener_may_use_the_cache_without_deadlock() {
     let cache: Cache<u32, u32> = Cache::builder().max_capacity(1).shards(1).build();
