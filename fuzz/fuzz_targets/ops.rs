@@ -147,8 +147,12 @@ fuzz_target!(
     let mut lookups = 0u64;
     let mut origins: HashMap<u32, Origin> = HashMap::new();
     let mut reported: HashSet<u32> = HashSet::new();
-    // Per tenant, reports heard by cause.
+    // Per tenant, reports heard by cause, and of stored values (not
+    // refused as too heavy) in all.
     let mut causes: HashMap<(u8, RemovalCause), u64> = HashMap::new();
+    let mut stored_and_gone: HashMap<u8, u64> = HashMap::new();
+    let weight = |v: u32| if input.weighted { u64::from(v % 3 + 1) } else { 1 };
+    let refused = |v: u32| weight(v) > max_capacity || weight(v) > tenant_capacity;
 
     let expiry = |ttl: Option<u64>, now: u64| ttl.map(|ms| now + ms);
     let live = |model: &Model, t: u8, k: u8, now: u64| {
@@ -298,6 +302,9 @@ fuzz_target!(
             assert!(reported.insert(v), "{cause:?} of {v}: reported twice");
             assert_eq!(live_copies(v), 0, "{cause:?} of {v}: still held");
             *causes.entry((origin.tenant, cause)).or_default() += 1;
+            if !refused(v) {
+                *stored_and_gone.entry(origin.tenant).or_default() += 1;
+            }
         }
         // Each tenant's stats count what the listener heard.
         for (t, h) in (0..tenants).zip(&handles) {
@@ -310,6 +317,9 @@ fuzz_target!(
             if reclaimed {
                 let invalidated = heard(RemovalCause::Invalidated);
                 assert_eq!(s.invalidations, invalidated, "invalidations");
+                // Every value stored is still held or has left once.
+                let gone = stored_and_gone.get(&t).copied().unwrap_or(0);
+                assert_eq!(s.inserts, s.entry_count + gone, "inserts");
             }
         }
         if reclaimed {
