@@ -4,6 +4,7 @@
 //! failed to drop.
 #![no_main]
 
+use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
@@ -11,7 +12,7 @@ use std::time::Duration;
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use tenant_cache::{Cache, LoadError, ManualClock, RemovalCause, TenantId};
+use tenant_cache::{Cache, LoadError, ManualClock, RemovalCause, Stats, TenantId};
 
 #[derive(Arbitrary, Debug, Clone, Copy)]
 enum Loader {
@@ -100,6 +101,44 @@ struct Origin {
     inserted: bool,
 }
 
+/// The counters a tenant's stats must show for the lookups and loads made
+/// through it.
+#[derive(Default, Debug, PartialEq)]
+struct Expected {
+    lookups: u64,
+    loads: u64,
+    load_successes: u64,
+    load_failures: u64,
+    load_panics: u64,
+    fallbacks: u64,
+}
+
+impl Expected {
+    /// A call whose loader ran `calls` times (0 or 1: no retries here).
+    fn load(&mut self, calls: u64, loader: Loader) {
+        self.loads += calls;
+        match loader {
+            Loader::Succeeds => self.load_successes += calls,
+            Loader::Fails => self.load_failures += calls,
+            Loader::Panics => {
+                self.load_failures += calls;
+                self.load_panics += calls;
+            }
+        }
+    }
+
+    fn of(s: &Stats) -> Self {
+        Expected {
+            lookups: s.hits + s.misses,
+            loads: s.loads,
+            load_successes: s.load_successes,
+            load_failures: s.load_failures,
+            load_panics: s.load_panics,
+            fallbacks: s.fallbacks,
+        }
+    }
+}
+
 /// What the model allows a tenant to see for a key: one value, and when
 /// it expires (ms on the manual clock).
 type Model = HashMap<(u8, u8), (u32, Option<u64>)>;
@@ -145,6 +184,7 @@ fuzz_target!(
     let mut now_ms = 0u64;
     let mut next_value = 0u32;
     let mut lookups = 0u64;
+    let mut expected: Vec<Expected> = (0..tenants).map(|_| Expected::default()).collect();
     let mut origins: HashMap<u32, Origin> = HashMap::new();
     let mut reported: HashSet<u32> = HashSet::new();
     // Per tenant, reports heard by cause, and of stored values (not
@@ -188,6 +228,7 @@ fuzz_target!(
             Op::Get { tenant, key } => {
                 let t = tenant % tenants;
                 lookups += 1;
+                expected[t as usize].lookups += 1;
                 let got = handles[t as usize].get(&key).map(|v| v.0);
                 check(&got, live(&model, t, key, now_ms), "get");
             }
@@ -217,13 +258,18 @@ fuzz_target!(
                 lookups += 1;
                 let allowed = live(&model, t, key, now_ms);
                 let h = &handles[t as usize];
+                let calls = Cell::new(0);
                 let got = catch_unwind(AssertUnwindSafe(|| {
                     h.get_with(key, || {
+                        calls.set(calls.get() + 1);
                         assert!(!panics, "init panics on purpose");
                         Tracked::new(fresh)
                     })
                     .0
                 }));
+                let e = &mut expected[t as usize];
+                e.lookups += 1;
+                e.load(calls.get(), if panics { Loader::Panics } else { Loader::Succeeds });
                 match got {
                     Ok(v) if v == fresh => {
                         model.insert((t, key), (fresh, expiry(cache_ttl, now_ms)));
@@ -239,10 +285,14 @@ fuzz_target!(
                 lookups += 1;
                 let allowed = live(&model, t, key, now_ms);
                 let h = &handles[t as usize];
-                let load = |_: &tenant_cache::LoadCtx<'_, u8>| match loader {
-                    Loader::Succeeds => Ok(Tracked::new(fresh)),
-                    Loader::Fails => Err("fails"),
-                    Loader::Panics => panic!("loader panics on purpose"),
+                let calls = Cell::new(0);
+                let load = |_: &tenant_cache::LoadCtx<'_, u8>| {
+                    calls.set(calls.get() + 1);
+                    match loader {
+                        Loader::Succeeds => Ok(Tracked::new(fresh)),
+                        Loader::Fails => Err("fails"),
+                        Loader::Panics => panic!("loader panics on purpose"),
+                    }
                 };
                 let fallback_value = u32::MAX;
                 let got = catch_unwind(AssertUnwindSafe(|| match op {
@@ -258,6 +308,12 @@ fuzz_target!(
                 }
                 .map(|v| v.0)));
                 let refresh = matches!(op, Op::Refresh { .. });
+                let e = &mut expected[t as usize];
+                e.lookups += 1;
+                e.load(calls.get(), loader);
+                if matches!(got, Ok(Ok(v)) if v == fallback_value) {
+                    e.fallbacks += 1;
+                }
                 match got {
                     Ok(Ok(v)) if v == fresh => {
                         model.insert((t, key), (fresh, expiry(cache_ttl, now_ms)));
@@ -293,6 +349,16 @@ fuzz_target!(
         }
         let s = cache.stats();
         assert_eq!(s.hits + s.misses, lookups, "hits + misses != lookups");
+        for (h, e) in handles.iter().zip(&expected) {
+            assert_eq!(&Expected::of(&h.stats()), e, "tenant {:?}", h.id());
+        }
+        // The cache's counters add up its tenants'; so do its entries and
+        // weight once no invalidated entry is left.
+        let mut sum = handles.iter().map(|h| h.stats()).fold(Stats::default(), add);
+        if !reclaimed {
+            (sum.entry_count, sum.weighted_size) = (s.entry_count, s.weighted_size);
+        }
+        assert_eq!(sum, s, "the cache's stats against its tenants'");
         // Every removal is reported once, for the tenant and key the value
         // was stored under, and a reported value is gone from the cache.
         for (tenant, key, v, cause) in heard.lock().unwrap().drain(..) {
@@ -342,6 +408,28 @@ fuzz_target!(
     drop(cache);
     assert_eq!(live_total(), 0, "values outlived the cache");
 });
+
+fn add(mut sum: Stats, s: Stats) -> Stats {
+    sum.hits += s.hits;
+    sum.misses += s.misses;
+    sum.inserts += s.inserts;
+    sum.evictions += s.evictions;
+    sum.tenant_evictions += s.tenant_evictions;
+    sum.expirations += s.expirations;
+    sum.invalidations += s.invalidations;
+    sum.entry_count += s.entry_count;
+    sum.weighted_size += s.weighted_size;
+    sum.loads += s.loads;
+    sum.load_successes += s.load_successes;
+    sum.load_failures += s.load_failures;
+    sum.load_panics += s.load_panics;
+    sum.load_timeouts += s.load_timeouts;
+    sum.coalesced += s.coalesced;
+    sum.fallbacks += s.fallbacks;
+    sum.stale_served += s.stale_served;
+    sum.total_load_time += s.total_load_time;
+    sum
+}
 
 impl Op {
     /// The tenant and key whose value this operation hands to the cache,
