@@ -390,16 +390,19 @@ fuzz_target!(
         }
         if reclaimed {
             // With invalidated entries gone, every value the cache still
-            // holds is an entry of a tenant's current generation, and every
-            // inserted value is either held or was reported.
+            // holds is an entry of a tenant's current generation and the
+            // newest value of its key, and every inserted value is either
+            // held or was reported.
             let counted: u64 = handles.iter().map(|h| h.entry_count()).sum();
             assert_eq!(live_total(), counted, "values held past reclaim");
             for (v, origin) in &origins {
+                let held = live_copies(*v) > 0;
+                if held {
+                    let newest = model.get(&(origin.tenant, origin.key)).map(|(nv, _)| *nv);
+                    assert_eq!(newest, Some(*v), "value {v} held but not its key's newest");
+                }
                 if origin.inserted {
-                    assert!(
-                        live_copies(*v) > 0 || reported.contains(v),
-                        "value {v} left the cache unreported"
-                    );
+                    assert!(held || reported.contains(v), "value {v} left the cache unreported");
                 }
             }
         }
