@@ -183,8 +183,8 @@ impl<K, V> Inner<K, V> {
                 tenant.tally(Tally::TenantEviction);
             }
             Why::Expired => tenant.record(Event::Expiration, 1),
-            Why::Invalidated => tenant.record(Event::Invalidation, 1),
-            Why::Replaced | Why::Reclaimed => {}
+            Why::Invalidated | Why::Reclaimed => tenant.record(Event::Invalidation, 1),
+            Why::Replaced => {}
         }
     }
 

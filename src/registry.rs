@@ -304,22 +304,23 @@ impl Registry {
     }
 
     /// Gives the tenant a new generation; the old one's entries become
-    /// invisible at once. Returns how many live entries that dropped.
-    pub(crate) fn new_generation(&self, state: &Arc<TenantState>) -> u64 {
+    /// invisible at once. They are counted as invalidations one by one as
+    /// shards reclaim them, not here: the old generation's entry count
+    /// still misses the writes in progress (which settle their counts after
+    /// unlocking their shard) and still holds entries those writes have
+    /// just evicted, so counting it here would be off under racing writes.
+    pub(crate) fn new_generation(&self, state: &Arc<TenantState>) {
         let mut current = state.current.lock();
         let Some(old) = current.take() else {
-            return 0;
+            return;
         };
         let fresh = Generation::new(state.clone(), self.pool.clone());
         state.tid.store(fresh.tid, Ordering::Release);
         *current = Some(fresh);
         drop(current);
-        let dropped = old.entries();
         if old.kill() {
             self.deaths.fetch_add(1, Ordering::Release);
         }
-        state.record(Event::Invalidation, dropped);
-        dropped
     }
 
     pub(crate) fn deaths(&self) -> u64 {

@@ -28,8 +28,8 @@ pub(crate) enum Why {
     TenantCapacity,
     Invalidated,
     Replaced,
-    /// Reclaimed after its generation was dropped by `invalidate_all`
-    /// (already counted as invalidated then).
+    /// Reclaimed after its generation was dropped by `invalidate_all`;
+    /// counted as invalidated now, as the listener hears of it.
     Reclaimed,
 }
 
@@ -477,8 +477,8 @@ impl<K, V> ShardData<K, V> {
                     self.tombstones -= 1;
                 }
                 Step::Evict { idx, expired } => {
-                    // A dead generation's entries were all counted as
-                    // invalidated when it died, expired or not.
+                    // A dead generation's entries all leave as invalidated,
+                    // expired or not: `invalidate_all` is what dropped them.
                     let why = if expired && why != Why::Reclaimed {
                         Why::Expired
                     } else {

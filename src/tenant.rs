@@ -104,7 +104,10 @@ impl<K, V> Tenant<K, V> {
 
     /// Drops every entry of this tenant, and only of this tenant, in O(1):
     /// from the moment this returns no thread sees them. The cache
-    /// reclaims their memory incrementally on later writes.
+    /// reclaims their memory incrementally on later writes (or at once
+    /// with [`Cache::reclaim_invalidated`](crate::Cache::reclaim_invalidated));
+    /// each counts in [`Stats::invalidations`](crate::Stats::invalidations),
+    /// and reaches the eviction listener, as it is reclaimed.
     pub fn invalidate_all(&self) {
         self.inner.invalidate_tenant(&self.state);
     }

@@ -26,11 +26,16 @@ fn invalidate_all_hides_every_entry_of_the_tenant_at_once_and_walks_none() {
     assert!((0..10_000).all(|k| a.get(&k).is_none()));
     assert!((0..10_000).all(|k| b.get(&k) == Some(k)));
     assert_eq!(a.entry_count(), 0);
-    assert_eq!(a.stats().invalidations, 10_000);
     assert_eq!(b.entry_count(), 10_000);
-    // The dropped entries still count against capacity until reclaimed.
+    // The dropped entries still count against capacity until reclaimed,
+    // and count as invalidations as they are reclaimed.
     assert_eq!(cache.entry_count(), 20_000);
+    assert_eq!(a.stats().invalidations, 0);
     cache.validate();
+    cache.reclaim_invalidated();
+    assert_eq!(a.stats().invalidations, 10_000);
+    assert_eq!(calls.load(Ordering::Relaxed), 10_000);
+    assert_eq!(cache.entry_count(), 10_000);
 }
 
 #[test]

@@ -1,6 +1,12 @@
-use std::time::Duration;
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicI64, Ordering::SeqCst};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
 
-use tenant_cache::Cache;
+use tenant_cache::{Cache, ManualClock, RemovalCause, TenantId};
+
+use crate::support::Rng;
 
 #[path = "../workload/mod.rs"]
 mod workload;
@@ -49,4 +55,154 @@ fn loads_under_stress_stay_single_flight_bounded_and_isolated() {
         "the stress did not stress: {s:?}"
     );
     cache.validate();
+}
+
+/// A value that counts its live copies in `live`, and knows the tenant it
+/// was stored for.
+struct Counted {
+    id: u64,
+    tenant: u64,
+    live: Arc<AtomicI64>,
+}
+
+impl Counted {
+    fn new(id: u64, tenant: u64, live: &Arc<AtomicI64>) -> Self {
+        live.fetch_add(1, SeqCst);
+        Counted {
+            id,
+            tenant,
+            live: live.clone(),
+        }
+    }
+}
+
+impl Clone for Counted {
+    fn clone(&self) -> Self {
+        Counted::new(self.id, self.tenant, &self.live)
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.live.fetch_sub(1, SeqCst);
+    }
+}
+
+/// Writers, readers, loaders, invalidations and expiry racing over a few
+/// tenants at both caps: once they have joined and the invalidated entries
+/// are reclaimed, every value that left was reported once, for its own
+/// tenant, each tenant's stats count exactly those removals, and the cache
+/// holds exactly the values it counts.
+#[test]
+fn racing_writers_report_and_count_every_removal_exactly_once() {
+    const TENANTS: u64 = 4;
+    const THREADS: u64 = 4;
+    let live = Arc::new(AtomicI64::new(0));
+    let heard: Arc<Mutex<Vec<(u64, u64, RemovalCause)>>> = Arc::default();
+    let sink = heard.clone();
+    let clock = ManualClock::new();
+    let cache: Cache<u64, Counted> = Cache::builder()
+        .max_capacity(40)
+        .tenant_capacity(16)
+        .weigher(|_k: &u64, v: &Counted| (v.id % 3 + 1) as u32)
+        .shards(4)
+        .clock(clock.clone())
+        .eviction_listener(move |t: &TenantId, _k: &u64, v: &Counted, cause| {
+            assert_eq!(t.as_u64(), Some(v.tenant), "reported under another tenant");
+            sink.lock().unwrap().push((v.tenant, v.id, cause));
+        })
+        .build();
+    // Held throughout, so that no tenant is forgotten (and its stats
+    // folded into the cache's) while it is idle.
+    let tenants: Vec<_> = (0..TENANTS).map(|t| cache.tenant(t)).collect();
+    let stop = Instant::now() + Duration::from_millis(700);
+    thread::scope(|s| {
+        for thread in 0..THREADS {
+            let (cache, live, clock) = (&cache, &live, &clock);
+            s.spawn(move || {
+                let mut rng = Rng::new(thread + 1);
+                let mut n = 0u64;
+                while Instant::now() < stop {
+                    n += 1;
+                    let id = thread << 32 | n;
+                    let tenant = rng.below(TENANTS);
+                    let t = cache.tenant(tenant);
+                    let key = rng.below(24);
+                    match rng.below(100) {
+                        0..=34 => t.insert(key, Counted::new(id, tenant, live)),
+                        35..=44 => {
+                            let ttl = Duration::from_millis(rng.below(20));
+                            t.insert_with_ttl(key, Counted::new(id, tenant, live), ttl)
+                        }
+                        45..=69 => drop(t.get(&key)),
+                        70..=84 => drop(t.try_get_with(key, |_| {
+                            if id % 4 == 0 {
+                                Err("fails on purpose")
+                            } else {
+                                Ok(Counted::new(id, tenant, live))
+                            }
+                        })),
+                        85..=89 => {
+                            drop(t.refresh(key, |_| Ok::<_, ()>(Counted::new(id, tenant, live))))
+                        }
+                        90..=95 => drop(t.invalidate(&key)),
+                        96..=97 => t.invalidate_all(),
+                        _ => clock.advance(Duration::from_millis(5)),
+                    }
+                }
+            });
+        }
+    });
+    cache.reclaim_invalidated();
+    cache.validate();
+
+    let heard = heard.lock().unwrap();
+    let mut once = HashSet::new();
+    for (_, id, cause) in heard.iter() {
+        assert!(once.insert(*id), "value {id} reported twice ({cause:?})");
+    }
+    let count = |tenant: u64, causes: &[RemovalCause]| {
+        let of = |(t, _, c): &&(u64, u64, RemovalCause)| *t == tenant && causes.contains(c);
+        heard.iter().filter(of).count() as u64
+    };
+    let mut sum = 0;
+    for tenant in 0..TENANTS {
+        let s = tenants[tenant as usize].stats();
+        let evicted = count(
+            tenant,
+            &[RemovalCause::Evicted, RemovalCause::TenantCapacity],
+        );
+        assert_eq!(s.evictions, evicted, "tenant {tenant}: evictions");
+        let capped = count(tenant, &[RemovalCause::TenantCapacity]);
+        assert_eq!(
+            s.tenant_evictions, capped,
+            "tenant {tenant}: tenant evictions"
+        );
+        let expired = count(tenant, &[RemovalCause::Expired]);
+        assert_eq!(s.expirations, expired, "tenant {tenant}: expirations");
+        let invalidated = count(tenant, &[RemovalCause::Invalidated]);
+        assert_eq!(
+            s.invalidations, invalidated,
+            "tenant {tenant}: invalidations"
+        );
+        // Nothing here is heavier than a cap, so every report is of a
+        // value that was stored.
+        let left = evicted + expired + invalidated + count(tenant, &[RemovalCause::Replaced]);
+        assert_eq!(s.inserts, s.entry_count + left, "tenant {tenant}: inserts");
+        sum += s.entry_count;
+    }
+    assert!(
+        heard.len() > 1_000,
+        "too few removals to race: {}",
+        heard.len()
+    );
+    assert_eq!(
+        cache.entry_count(),
+        sum,
+        "the cache's entries against its tenants'"
+    );
+    assert_eq!(live.load(SeqCst), sum as i64, "values held against entries");
+    drop((heard, tenants));
+    drop(cache);
+    assert_eq!(live.load(SeqCst), 0, "values outlived the cache");
 }
