@@ -34,6 +34,7 @@ pub use retry::Retry;
 
 use crate::cache::Store;
 use crate::clock::Time;
+use crate::registry::TenantState;
 use crate::stats::Event;
 use crate::tenant::Tenant;
 use flight::{Flight, Outcome};
@@ -87,6 +88,29 @@ impl<V, E> Policy<'_, V, E> {
             }
         }
         self.deadline
+    }
+}
+
+/// One call's lookup, counted once, as a hit or a miss, however many passes
+/// the call takes: a waiter that counted a miss and, after the load it
+/// joined panicked or failed with another error type, finds a value on its
+/// next pass has still made one lookup.
+struct Lookup<'a> {
+    state: &'a TenantState,
+    counted: bool,
+}
+
+impl Lookup<'_> {
+    fn hit(&mut self) {
+        if !std::mem::replace(&mut self.counted, true) {
+            self.state.hit();
+        }
+    }
+
+    fn miss(&mut self) {
+        if !std::mem::replace(&mut self.counted, true) {
+            self.state.miss();
+        }
     }
 }
 
@@ -267,7 +291,10 @@ where
     {
         let inner = &*self.inner;
         let state = &self.state;
-        let mut missed = false;
+        let mut lookup = Lookup {
+            state,
+            counted: false,
+        };
         loop {
             let tid = state.tid();
             let hash = inner.hash(tid, &key);
@@ -293,7 +320,7 @@ where
                         if state.tid() != tid {
                             continue;
                         }
-                        state.hit();
+                        lookup.hit();
                         return Ok(v);
                     }
                     current = Some(v);
@@ -310,7 +337,7 @@ where
                 if let Some((v, written)) = g.get_timed(h32, tid, &key, now) {
                     if !self.refresh_due(written, now) {
                         drop(g);
-                        state.hit();
+                        lookup.hit();
                         return Ok(v);
                     }
                     current = Some(v);
@@ -324,13 +351,10 @@ where
                 drop(g);
                 if let Some(v) = current {
                     // Someone else is refreshing it: keep serving this one.
-                    state.hit();
+                    lookup.hit();
                     return Ok(v);
                 }
-                if !missed {
-                    state.miss();
-                    missed = true;
-                }
+                lookup.miss();
                 state.record(Event::Coalesced, 1);
                 match flight.wait(policy.deadline(&inner.time), &inner.time) {
                     None => return self.recover(&key, LoadError::Timeout, &mut policy),
@@ -357,9 +381,9 @@ where
             g.add_flight(flight.clone());
             drop(g);
             if current.is_some() {
-                state.hit();
-            } else if !missed {
-                state.miss();
+                lookup.hit();
+            } else {
+                lookup.miss();
             }
             return self.lead(key, &flight, current, &mut policy, &mut loader);
         }

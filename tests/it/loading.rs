@@ -622,6 +622,36 @@ fn get_with_waiters_run_the_load_themselves_after_a_panic() {
     assert_eq!(t.get(&1).as_deref(), Some("second init"));
 }
 
+/// A waiter that missed, and after the panic finds the value an insert
+/// put in meanwhile, made one call: one miss, not a miss and a hit.
+#[test]
+fn a_get_with_waiter_that_finds_a_value_after_the_panic_counts_one_lookup() {
+    let cache = cache();
+    let leader_t = cache.tenant("a");
+    let (release, gate) = mpsc::channel::<()>();
+    let leader = thread::spawn(move || {
+        leader_t.get_with(1, || {
+            gate.recv_timeout(PATIENCE).unwrap();
+            panic!("init panics on purpose");
+        })
+    });
+    let t = cache.tenant("a");
+    wait_until("the leader to start", || t.stats().loads == 1);
+    let waiter_t = cache.tenant("a");
+    let waiter = thread::spawn(move || waiter_t.get_with(1, || unreachable!("a value is in")));
+    wait_for_waiters(&t, 1);
+    t.insert(1, "inserted".to_string());
+    release.send(()).unwrap();
+    assert!(leader.join().is_err());
+    assert_eq!(waiter.join().unwrap(), "inserted");
+    let s = t.stats();
+    assert_eq!(
+        (s.hits, s.misses),
+        (0, 2),
+        "(hits, misses) of two calls that missed"
+    );
+}
+
 #[test]
 fn a_loader_asking_for_its_own_key_gets_recursive_at_once() {
     let cache = cache();

@@ -1,5 +1,6 @@
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicI64, Ordering::SeqCst};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -205,4 +206,100 @@ fn racing_writers_report_and_count_every_removal_exactly_once() {
     drop((heard, tenants));
     drop(cache);
     assert_eq!(live.load(SeqCst), 0, "values outlived the cache");
+}
+
+/// What the callers of one tenant did, counted by the callers themselves.
+#[derive(Default)]
+struct Calls {
+    lookups: AtomicU64,
+    loader_runs: AtomicU64,
+    failed_runs: AtomicU64,
+    panicked_runs: AtomicU64,
+}
+
+/// Callers racing on a few keys through every lookup path, with inserts
+/// and invalidations between, and loaders that are slow enough to be
+/// joined and that fail or panic now and then:
+/// each call counts one hit or one miss, and each loader run one load and
+/// one outcome, however the call went (joined, retried after a panic,
+/// restarted by `invalidate_all`).
+#[test]
+fn racing_callers_count_one_lookup_per_call_and_one_load_per_loader_run() {
+    const TENANTS: u64 = 2;
+    const THREADS: u64 = 4;
+    let cache: Cache<u64, u64> = Cache::builder().max_capacity(8).shards(2).build();
+    let tenants: Vec<_> = (0..TENANTS).map(|t| cache.tenant(t)).collect();
+    let calls: Vec<Calls> = (0..TENANTS).map(|_| Calls::default()).collect();
+    let stop = Instant::now() + Duration::from_millis(700);
+    thread::scope(|s| {
+        for thread in 0..THREADS {
+            let (tenants, calls) = (&tenants, &calls);
+            s.spawn(move || {
+                let mut rng = Rng::new(thread + 7);
+                while Instant::now() < stop {
+                    let which = rng.below(TENANTS) as usize;
+                    let (t, c) = (&tenants[which], &calls[which]);
+                    let key = rng.below(6);
+                    let roll = rng.below(100);
+                    let fate = rng.below(10);
+                    // `get_with`'s init cannot fail: it runs with `can_fail` off.
+                    let run = |c: &Calls, can_fail: bool| {
+                        c.loader_runs.fetch_add(1, SeqCst);
+                        thread::sleep(Duration::from_micros(200));
+                        match fate {
+                            0 => {
+                                c.panicked_runs.fetch_add(1, SeqCst);
+                                panic!("loader panics on purpose");
+                            }
+                            1 | 2 if can_fail => {
+                                c.failed_runs.fetch_add(1, SeqCst);
+                                Err("fails on purpose")
+                            }
+                            _ => Ok(key),
+                        }
+                    };
+                    match roll {
+                        0..=29 => {
+                            c.lookups.fetch_add(1, SeqCst);
+                            let _ = t.get(&key);
+                        }
+                        30..=59 => {
+                            c.lookups.fetch_add(1, SeqCst);
+                            let _ = catch_unwind(AssertUnwindSafe(|| {
+                                t.get_with(key, || run(c, false).unwrap_or(key))
+                            }));
+                        }
+                        60..=89 => {
+                            c.lookups.fetch_add(1, SeqCst);
+                            let _ = catch_unwind(AssertUnwindSafe(|| {
+                                t.try_get_with(key, |_| run(c, true))
+                            }));
+                        }
+                        90..=93 => t.insert(key, key),
+                        94..=97 => drop(t.invalidate(&key)),
+                        _ => t.invalidate_all(),
+                    }
+                }
+            });
+        }
+    });
+    for (t, c) in tenants.iter().zip(&calls) {
+        let s = t.stats();
+        let id = t.id();
+        assert_eq!(
+            s.hits + s.misses,
+            c.lookups.load(SeqCst),
+            "{id:?}: hits + misses"
+        );
+        assert_eq!(s.loads, c.loader_runs.load(SeqCst), "{id:?}: loads");
+        let (failed, panicked) = (c.failed_runs.load(SeqCst), c.panicked_runs.load(SeqCst));
+        assert_eq!(s.load_panics, panicked, "{id:?}: load panics");
+        assert_eq!(s.load_failures, failed + panicked, "{id:?}: load failures");
+        assert_eq!(
+            s.load_successes,
+            s.loads - failed - panicked,
+            "{id:?}: load successes"
+        );
+        assert!(s.coalesced > 0, "{id:?}: no call joined a load: {s:?}");
+    }
 }
