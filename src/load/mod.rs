@@ -94,13 +94,21 @@ impl<V, E> Policy<'_, V, E> {
 /// One call's lookup, counted once, as a hit or a miss, however many passes
 /// the call takes: a waiter that counted a miss and, after the load it
 /// joined panicked or failed with another error type, finds a value on its
-/// next pass has still made one lookup.
+/// next pass has still made one lookup. Likewise a call that joins a
+/// second load after the first one panicked counts as one coalesced call.
 struct Lookup<'a> {
     state: &'a TenantState,
     counted: bool,
+    joined: bool,
 }
 
 impl Lookup<'_> {
+    fn joined(&mut self) {
+        if !std::mem::replace(&mut self.joined, true) {
+            self.state.record(Event::Coalesced, 1);
+        }
+    }
+
     fn hit(&mut self) {
         if !std::mem::replace(&mut self.counted, true) {
             self.state.hit();
@@ -294,6 +302,7 @@ where
         let mut lookup = Lookup {
             state,
             counted: false,
+            joined: false,
         };
         loop {
             let tid = state.tid();
@@ -355,7 +364,7 @@ where
                     return Ok(v);
                 }
                 lookup.miss();
-                state.record(Event::Coalesced, 1);
+                lookup.joined();
                 match flight.wait(policy.deadline(&inner.time), &inner.time) {
                     None => return self.recover(&key, LoadError::Timeout, &mut policy),
                     Some(Outcome::Value(v)) => return Ok(v),

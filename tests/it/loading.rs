@@ -652,6 +652,49 @@ fn a_get_with_waiter_that_finds_a_value_after_the_panic_counts_one_lookup() {
     );
 }
 
+/// Two `get_with` waiters whose leader panics run the load again: one
+/// leads it and the other joins it. Each call joined a load, and each
+/// counts once as coalesced.
+#[test]
+fn a_get_with_waiter_that_joins_a_second_load_after_a_panic_counts_once_as_coalesced() {
+    let cache = cache();
+    let leader_t = cache.tenant("a");
+    let (release, gate) = mpsc::channel::<()>();
+    let leader = thread::spawn(move || {
+        leader_t.get_with(1, || {
+            gate.recv_timeout(PATIENCE).unwrap();
+            panic!("init panics on purpose");
+        })
+    });
+    let t = cache.tenant("a");
+    wait_until("the leader to start", || t.stats().loads == 1);
+    let (release_rerun, rerun_gate) = mpsc::channel::<()>();
+    let rerun_gate = Arc::new(std::sync::Mutex::new(rerun_gate));
+    let waiters: Vec<_> = (0..2)
+        .map(|_| {
+            let (waiter_t, rerun_gate) = (cache.tenant("a"), rerun_gate.clone());
+            thread::spawn(move || {
+                waiter_t.get_with(1, || {
+                    rerun_gate.lock().unwrap().recv_timeout(PATIENCE).unwrap();
+                    "rerun".to_string()
+                })
+            })
+        })
+        .collect();
+    wait_for_waiters(&t, 2);
+    release.send(()).unwrap();
+    assert!(leader.join().is_err());
+    wait_until("one waiter to run the load again", || t.stats().loads == 2);
+    // Time for the other waiter to join that load; if it comes later, it
+    // finds the value instead, and counts once all the same.
+    thread::sleep(Duration::from_millis(100));
+    release_rerun.send(()).unwrap();
+    for w in waiters {
+        assert_eq!(w.join().unwrap(), "rerun");
+    }
+    assert_eq!(t.stats().coalesced, 2, "coalesced calls");
+}
+
 #[test]
 fn a_loader_asking_for_its_own_key_gets_recursive_at_once() {
     let cache = cache();
