@@ -33,10 +33,10 @@ pub struct Stats {
     /// Entries removed because their time to live had passed.
     pub expirations: u64,
     /// Entries removed by `invalidate`, and entries dropped by
-    /// `invalidate_all` as the cache reclaims them (at the moment the
-    /// eviction listener hears of them; until then they count neither
-    /// here nor in `entry_count`). `Cache::reclaim_invalidated` reclaims
-    /// them all at once.
+    /// `invalidate_all` as the cache reclaims them, at the moment the
+    /// eviction listener hears of them. Until then they count in the
+    /// cache's `entry_count` but not in their tenant's, nor here.
+    /// `Cache::reclaim_invalidated` reclaims them all at once.
     pub invalidations: u64,
     /// Entries resident now.
     pub entry_count: u64,
