@@ -9,7 +9,7 @@
 //! its generation is dead and nothing holds it any more: no shard queue
 //! that links one of its entries or tombstones, no load in flight.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use hashbrown::HashTable;
 
@@ -150,6 +150,16 @@ pub(crate) struct TenantState {
     totals: Arc<Counters>,
 }
 
+impl Drop for TenantState {
+    fn drop(&mut self) {
+        // A forgotten tenant's counts go to the cache's totals now that
+        // nothing can count in them any more (see `Registry::forgotten`).
+        if self.removed.load(Relaxed) {
+            self.totals.absorb_tallies(&self.counters);
+        }
+    }
+}
+
 impl std::fmt::Debug for TenantState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TenantState")
@@ -240,6 +250,20 @@ pub(crate) struct Registry {
     /// dead queues to reclaim.
     deaths: AtomicU64,
     pub(crate) totals: Arc<Counters>,
+    /// Tenants removed from the registry that something still holds: a
+    /// generation waiting to be reclaimed, or a write in progress, can still
+    /// count an eviction in them. Each adds its counts to `totals` when it
+    /// is dropped, after the last of those; until then `totals()` reads
+    /// them here.
+    forgotten: Mutex<Forgotten>,
+}
+
+#[derive(Default)]
+struct Forgotten {
+    states: Vec<Weak<TenantState>>,
+    /// Length at which to drop the entries of tenants already gone, so
+    /// that pruning costs O(1) per forgotten tenant.
+    prune_at: usize,
 }
 
 impl std::fmt::Debug for Registry {
@@ -260,6 +284,7 @@ impl Registry {
             pool: Arc::new(Mutex::new(TidPool::default())),
             deaths: AtomicU64::new(0),
             totals: Arc::new(Counters::new()),
+            forgotten: Mutex::new(Forgotten::default()),
         }
     }
 
@@ -358,9 +383,15 @@ impl Registry {
             slot.remove();
         }
         state.removed.store(true, Relaxed);
-        self.totals.absorb_tallies(&state.counters);
         *state.current.lock() = None;
         drop(table);
+        let mut forgotten = self.forgotten.lock();
+        if forgotten.states.len() >= forgotten.prune_at {
+            forgotten.states.retain(|s| s.strong_count() > 0);
+            forgotten.prune_at = (2 * forgotten.states.len()).max(16);
+        }
+        forgotten.states.push(Arc::downgrade(state));
+        drop(forgotten);
         if generation.kill() {
             self.deaths.fetch_add(1, Ordering::Release);
         }
@@ -378,16 +409,24 @@ impl Registry {
     /// every tenant (forgotten ones included).
     pub(crate) fn totals(&self) -> Stats {
         let mut totals = self.totals.snapshot();
+        let mut add = |state: &TenantState| {
+            let [hits, misses, inserts, evictions, tenant_evictions] = state.counters.tallies();
+            totals.hits += hits;
+            totals.misses += misses;
+            totals.inserts += inserts;
+            totals.evictions += evictions;
+            totals.tenant_evictions += tenant_evictions;
+        };
         for shard in self.shards.iter() {
             for state in shard.read().iter() {
-                let [hits, misses, inserts, evictions, tenant_evictions] = state.counters.tallies();
-                totals.hits += hits;
-                totals.misses += misses;
-                totals.inserts += inserts;
-                totals.evictions += evictions;
-                totals.tenant_evictions += tenant_evictions;
+                add(state);
             }
         }
+        let forgotten = self.forgotten.lock();
+        for state in forgotten.states.iter().filter_map(Weak::upgrade) {
+            add(&state);
+        }
+        drop(forgotten);
         totals
     }
 

@@ -1,11 +1,11 @@
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use tenant_cache::{Cache, ManualClock, RemovalCause, TenantId};
+use tenant_cache::{Cache, ManualClock, RemovalCause, Stats, TenantId};
 
 use crate::support::Rng;
 
@@ -58,22 +58,34 @@ fn loads_under_stress_stay_single_flight_bounded_and_isolated() {
     cache.validate();
 }
 
-/// A value that counts its live copies in `live`, and knows the tenant it
-/// was stored for.
+/// Live values and their weight, counted by the values themselves.
+#[derive(Default)]
+struct Live {
+    values: AtomicI64,
+    weight: AtomicI64,
+}
+
+/// A value that counts itself in `live` while it exists, and knows the
+/// tenant it was stored for.
 struct Counted {
     id: u64,
     tenant: u64,
-    live: Arc<AtomicI64>,
+    live: Arc<Live>,
 }
 
 impl Counted {
-    fn new(id: u64, tenant: u64, live: &Arc<AtomicI64>) -> Self {
-        live.fetch_add(1, SeqCst);
+    fn new(id: u64, tenant: u64, live: &Arc<Live>) -> Self {
+        live.values.fetch_add(1, SeqCst);
+        live.weight.fetch_add(Counted::weight(id), SeqCst);
         Counted {
             id,
             tenant,
             live: live.clone(),
         }
+    }
+
+    fn weight(id: u64) -> i64 {
+        (id % 3 + 1) as i64
     }
 }
 
@@ -85,51 +97,45 @@ impl Clone for Counted {
 
 impl Drop for Counted {
     fn drop(&mut self) {
-        self.live.fetch_sub(1, SeqCst);
+        self.live.values.fetch_sub(1, SeqCst);
+        self.live.weight.fetch_sub(Counted::weight(self.id), SeqCst);
     }
 }
 
-/// Writers, readers, loaders, invalidations and expiry racing over a few
-/// tenants at both caps: once they have joined and the invalidated entries
-/// are reclaimed, every value that left was reported once, for its own
-/// tenant, each tenant's stats count exactly those removals, and the cache
-/// holds exactly the values it counts.
-#[test]
-fn racing_writers_report_and_count_every_removal_exactly_once() {
-    const TENANTS: u64 = 4;
-    const THREADS: u64 = 4;
-    let live = Arc::new(AtomicI64::new(0));
-    let heard: Arc<Mutex<Vec<(u64, u64, RemovalCause)>>> = Arc::default();
-    let sink = heard.clone();
-    let clock = ManualClock::new();
-    let cache: Cache<u64, Counted> = Cache::builder()
-        .max_capacity(40)
-        .tenant_capacity(16)
-        .weigher(|_k: &u64, v: &Counted| (v.id % 3 + 1) as u32)
-        .shards(4)
-        .clock(clock.clone())
-        .eviction_listener(move |t: &TenantId, _k: &u64, v: &Counted, cause| {
-            assert_eq!(t.as_u64(), Some(v.tenant), "reported under another tenant");
-            sink.lock().unwrap().push((v.tenant, v.id, cause));
-        })
-        .build();
-    // Held throughout, so that no tenant is forgotten (and its stats
-    // folded into the cache's) while it is idle.
-    let tenants: Vec<_> = (0..TENANTS).map(|t| cache.tenant(t)).collect();
+/// What the listener heard: tenant, value id, cause.
+type Heard = Arc<Mutex<Vec<(u64, u64, RemovalCause)>>>;
+
+/// Four threads inserting, loading, refreshing, invalidating and expiring
+/// entries of `tenants` tenants at both caps for 0.7 s, then reclaiming
+/// what `invalidate_all` dropped; `invalidate_all` is `drops` of every 100
+/// operations. Each operation takes a fresh handle, so unless the caller
+/// holds handles of its own, idle tenants are forgotten and come back
+/// throughout.
+fn race_writers(
+    cache: &Cache<u64, Counted>,
+    clock: &ManualClock,
+    live: &Arc<Live>,
+    tenants: u64,
+    drops: u64,
+) {
     let stop = Instant::now() + Duration::from_millis(700);
     thread::scope(|s| {
-        for thread in 0..THREADS {
-            let (cache, live, clock) = (&cache, &live, &clock);
+        for thread in 0..4u64 {
             s.spawn(move || {
                 let mut rng = Rng::new(thread + 1);
                 let mut n = 0u64;
                 while Instant::now() < stop {
                     n += 1;
                     let id = thread << 32 | n;
-                    let tenant = rng.below(TENANTS);
+                    let tenant = rng.below(tenants);
                     let t = cache.tenant(tenant);
                     let key = rng.below(24);
-                    match rng.below(100) {
+                    let roll = rng.below(100);
+                    if roll < drops {
+                        t.invalidate_all();
+                        continue;
+                    }
+                    match roll {
                         0..=34 => t.insert(key, Counted::new(id, tenant, live)),
                         35..=44 => {
                             let ttl = Duration::from_millis(rng.below(20));
@@ -146,8 +152,7 @@ fn racing_writers_report_and_count_every_removal_exactly_once() {
                         85..=89 => {
                             drop(t.refresh(key, |_| Ok::<_, ()>(Counted::new(id, tenant, live))))
                         }
-                        90..=95 => drop(t.invalidate(&key)),
-                        96..=97 => t.invalidate_all(),
+                        90..=97 => drop(t.invalidate(&key)),
                         _ => clock.advance(Duration::from_millis(5)),
                     }
                 }
@@ -156,56 +161,129 @@ fn racing_writers_report_and_count_every_removal_exactly_once() {
     });
     cache.reclaim_invalidated();
     cache.validate();
+}
 
-    let heard = heard.lock().unwrap();
+/// A cache at both caps whose listener records what it hears, checking
+/// that each report names the tenant the value was stored for.
+fn listened_cache(clock: &ManualClock) -> (Cache<u64, Counted>, Heard) {
+    let heard: Heard = Arc::default();
+    let sink = heard.clone();
+    let cache = Cache::builder()
+        .max_capacity(40)
+        .tenant_capacity(16)
+        .weigher(|_k: &u64, v: &Counted| Counted::weight(v.id) as u32)
+        .shards(4)
+        .clock(clock.clone())
+        .eviction_listener(move |t: &TenantId, _k: &u64, v: &Counted, cause| {
+            assert_eq!(t.as_u64(), Some(v.tenant), "reported under another tenant");
+            sink.lock().unwrap().push((v.tenant, v.id, cause));
+        })
+        .build();
+    (cache, heard)
+}
+
+/// What the listener heard, by cause, of `tenant` (or of all tenants);
+/// panics if a value was reported twice.
+fn removals(heard: &Heard, tenant: Option<u64>) -> HashMap<RemovalCause, u64> {
     let mut once = HashSet::new();
-    for (_, id, cause) in heard.iter() {
-        assert!(once.insert(*id), "value {id} reported twice ({cause:?})");
+    let mut by_cause = HashMap::new();
+    for &(t, id, cause) in heard.lock().unwrap().iter() {
+        assert!(once.insert(id), "value {id} reported twice ({cause:?})");
+        if tenant.is_none_or(|only| only == t) {
+            *by_cause.entry(cause).or_default() += 1;
+        }
     }
-    let count = |tenant: u64, causes: &[RemovalCause]| {
-        let of = |(t, _, c): &&(u64, u64, RemovalCause)| *t == tenant && causes.contains(c);
-        heard.iter().filter(of).count() as u64
-    };
-    let mut sum = 0;
-    for tenant in 0..TENANTS {
-        let s = tenants[tenant as usize].stats();
-        let evicted = count(
-            tenant,
-            &[RemovalCause::Evicted, RemovalCause::TenantCapacity],
-        );
-        assert_eq!(s.evictions, evicted, "tenant {tenant}: evictions");
-        let capped = count(tenant, &[RemovalCause::TenantCapacity]);
-        assert_eq!(
-            s.tenant_evictions, capped,
-            "tenant {tenant}: tenant evictions"
-        );
-        let expired = count(tenant, &[RemovalCause::Expired]);
-        assert_eq!(s.expirations, expired, "tenant {tenant}: expirations");
-        let invalidated = count(tenant, &[RemovalCause::Invalidated]);
-        assert_eq!(
-            s.invalidations, invalidated,
-            "tenant {tenant}: invalidations"
-        );
-        // Nothing here is heavier than a cap, so every report is of a
-        // value that was stored.
-        let left = evicted + expired + invalidated + count(tenant, &[RemovalCause::Replaced]);
-        assert_eq!(s.inserts, s.entry_count + left, "tenant {tenant}: inserts");
-        sum += s.entry_count;
-    }
-    assert!(
-        heard.len() > 1_000,
-        "too few removals to race: {}",
-        heard.len()
+    by_cause
+}
+
+/// `stats`' removal counters against what the listener heard; nothing in
+/// these races is heavier than a cap, so every report is of a value that
+/// was stored, and what was stored is still held or was reported.
+fn assert_removals_counted(s: &Stats, heard: &HashMap<RemovalCause, u64>, who: &str) {
+    let n = |c| heard.get(&c).copied().unwrap_or(0);
+    let capped = n(RemovalCause::TenantCapacity);
+    let evicted = n(RemovalCause::Evicted) + capped;
+    assert_eq!(s.evictions, evicted, "{who}: evictions");
+    assert_eq!(s.tenant_evictions, capped, "{who}: tenant evictions");
+    assert_eq!(
+        s.expirations,
+        n(RemovalCause::Expired),
+        "{who}: expirations"
     );
     assert_eq!(
+        s.invalidations,
+        n(RemovalCause::Invalidated),
+        "{who}: invalidations"
+    );
+    let left: u64 = heard.values().sum();
+    assert_eq!(s.inserts, s.entry_count + left, "{who}: inserts");
+    assert!(left > 100, "{who}: too few removals to race: {left}");
+}
+
+/// The cache holds exactly the values, and the weight, it counts; and
+/// nothing once it is gone.
+fn assert_values_held(cache: Cache<u64, Counted>, live: &Live) {
+    assert_eq!(
+        live.values.load(SeqCst),
+        cache.entry_count() as i64,
+        "values held"
+    );
+    assert_eq!(
+        live.weight.load(SeqCst),
+        cache.weighted_size() as i64,
+        "weight held"
+    );
+    drop(cache);
+    assert_eq!(live.values.load(SeqCst), 0, "values outlived the cache");
+}
+
+/// Writers, readers, loaders, invalidations and expiry racing over a few
+/// tenants at both caps: once they have joined and the invalidated entries
+/// are reclaimed, every value that left was reported once, for its own
+/// tenant, each tenant's stats count exactly those removals, and the cache
+/// holds exactly the values it counts.
+#[test]
+fn racing_writers_report_and_count_every_removal_exactly_once() {
+    let (clock, live) = (ManualClock::new(), Arc::default());
+    let (cache, heard) = listened_cache(&clock);
+    // Held throughout, so that no tenant is forgotten (and its stats
+    // folded into the cache's) while it is idle.
+    let tenants: Vec<_> = (0..4).map(|t| cache.tenant(t)).collect();
+    race_writers(&cache, &clock, &live, 4, 2);
+    let mut entries = 0;
+    for (t, h) in tenants.iter().enumerate() {
+        let s = h.stats();
+        assert_removals_counted(
+            &s,
+            &removals(&heard, Some(t as u64)),
+            &format!("tenant {t}"),
+        );
+        entries += s.entry_count;
+    }
+    assert_eq!(
         cache.entry_count(),
-        sum,
+        entries,
         "the cache's entries against its tenants'"
     );
-    assert_eq!(live.load(SeqCst), sum as i64, "values held against entries");
-    drop((heard, tenants));
-    drop(cache);
-    assert_eq!(live.load(SeqCst), 0, "values outlived the cache");
+    assert_removals_counted(&cache.stats(), &removals(&heard, None), "cache");
+    drop(tenants);
+    assert_values_held(cache, &live);
+}
+
+/// The same race over 64 tenants whose handles live for one operation, so
+/// that idle tenants are forgotten and recreated while other threads
+/// evict their entries, with `invalidate_all` six times as often, so
+/// that tenants are forgotten while entries of theirs wait to be
+/// reclaimed: the cache's totals keep every count.
+#[test]
+fn forgotten_tenants_leave_their_counts_in_the_cache_totals_under_racing_writers() {
+    let (clock, live) = (ManualClock::new(), Arc::default());
+    let (cache, heard) = listened_cache(&clock);
+    race_writers(&cache, &clock, &live, 64, 12);
+    // At most 40 tenants can hold an entry, and only those are kept.
+    assert!(cache.tenants().len() <= 40, "idle tenants were kept");
+    assert_removals_counted(&cache.stats(), &removals(&heard, None), "cache");
+    assert_values_held(cache, &live);
 }
 
 /// What the callers of one tenant did, counted by the callers themselves.
