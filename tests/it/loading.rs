@@ -622,11 +622,9 @@ fn get_with_waiters_run_the_load_themselves_after_a_panic() {
     assert_eq!(t.get(&1).as_deref(), Some("second init"));
 }
 
-/// A waiter that missed, and after the panic finds the value an insert
-/// put in meanwhile, made one call: one miss, not a miss and a hit.
-#[test]
-fn a_get_with_waiter_that_finds_a_value_after_the_panic_counts_one_lookup() {
-    let cache = cache();
+/// A `get_with` of key 1 for tenant "a" whose init, once it has started,
+/// panics when told to.
+fn panicking_leader(cache: &Cache<u32, String>) -> (thread::JoinHandle<String>, mpsc::Sender<()>) {
     let leader_t = cache.tenant("a");
     let (release, gate) = mpsc::channel::<()>();
     let leader = thread::spawn(move || {
@@ -637,6 +635,16 @@ fn a_get_with_waiter_that_finds_a_value_after_the_panic_counts_one_lookup() {
     });
     let t = cache.tenant("a");
     wait_until("the leader to start", || t.stats().loads == 1);
+    (leader, release)
+}
+
+/// A waiter that missed, and after the panic finds the value an insert
+/// put in meanwhile, made one call: one miss, not a miss and a hit.
+#[test]
+fn a_get_with_waiter_that_finds_a_value_after_the_panic_counts_one_lookup() {
+    let cache = cache();
+    let (leader, release) = panicking_leader(&cache);
+    let t = cache.tenant("a");
     let waiter_t = cache.tenant("a");
     let waiter = thread::spawn(move || waiter_t.get_with(1, || unreachable!("a value is in")));
     wait_for_waiters(&t, 1);
@@ -658,16 +666,8 @@ fn a_get_with_waiter_that_finds_a_value_after_the_panic_counts_one_lookup() {
 #[test]
 fn a_get_with_waiter_that_joins_a_second_load_after_a_panic_counts_once_as_coalesced() {
     let cache = cache();
-    let leader_t = cache.tenant("a");
-    let (release, gate) = mpsc::channel::<()>();
-    let leader = thread::spawn(move || {
-        leader_t.get_with(1, || {
-            gate.recv_timeout(PATIENCE).unwrap();
-            panic!("init panics on purpose");
-        })
-    });
+    let (leader, release) = panicking_leader(&cache);
     let t = cache.tenant("a");
-    wait_until("the leader to start", || t.stats().loads == 1);
     let (release_rerun, rerun_gate) = mpsc::channel::<()>();
     let rerun_gate = Arc::new(std::sync::Mutex::new(rerun_gate));
     let waiters: Vec<_> = (0..2)
