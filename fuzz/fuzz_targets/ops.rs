@@ -395,6 +395,16 @@ fuzz_target!(
             // held or was reported.
             let counted: u64 = handles.iter().map(|h| h.entry_count()).sum();
             assert_eq!(live_total(), counted, "values held past reclaim");
+            // And each tenant's weight is the weight of the values it holds.
+            let mut held_weight = vec![0u64; usize::from(tenants)];
+            for (v, copies) in LIVE.lock().unwrap().iter() {
+                let origin = &origins[v];
+                held_weight[usize::from(origin.tenant)] += weight(*v) * u64::from(*copies);
+            }
+            for (h, w) in handles.iter().zip(&held_weight) {
+                assert_eq!(h.weighted_size(), *w, "tenant {:?}: weight held", h.id());
+            }
+            assert_eq!(cache.weighted_size(), held_weight.iter().sum(), "weight held");
             for (v, origin) in &origins {
                 let held = live_copies(*v) > 0;
                 if held {
