@@ -29,7 +29,8 @@
 //! between `MIN_PERMILLE` and `MAX_PERMILLE`. The steps are uneven
 //! because with even steps the share settles where the two kinds of
 //! return are as frequent: on the Zipf stream of the compare bench's
-//! workload (b), about 40%, which leaves main too small for the hot set (79.4% hits, against 79.9% with the share capped at 10%). With
+//! workload (b), about 40%, which leaves main too small for the hot set
+//! (79.4% hits, against 79.9% with the share capped at 10%). With
 //! a shrink half again the grow, it moves between 14% and 33% there, at
 //! the capped share's hit ratio, and it still climbs where new keys need a
 //! long look: on LIRS `zigzag` (keys come back at long, even distances) in
