@@ -166,13 +166,28 @@ impl<K, V> ShardData<K, V> {
         K: Borrow<Q>,
         Q: Eq + ?Sized,
     {
+        self.find_entry(hash, tid, key).map(|(idx, _)| idx)
+    }
+
+    /// The key's slot and entry: a reader looks at the entry it found
+    /// without indexing the slab for it again.
+    #[inline]
+    fn find_entry<Q>(&self, hash: u32, tid: u32, key: &Q) -> Option<(u32, &Entry<K, V>)>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
         let slab = &self.slab;
-        self.table
-            .find(table_hash(hash), |&i| {
-                let e = slab.get(i);
-                e.hash == hash && e.tid == tid && e.key.borrow() == key
-            })
-            .copied()
+        let mut found = None;
+        self.table.find(table_hash(hash), |&i| {
+            let e = slab.get(i);
+            let hit = e.hash == hash && e.tid == tid && e.key.borrow() == key;
+            if hit {
+                found = Some((i, e));
+            }
+            hit
+        })?;
+        found
     }
 
     /// The live value for the key, marking it used. `now` is only called
@@ -190,13 +205,28 @@ impl<K, V> ShardData<K, V> {
         Q: Eq + ?Sized,
         V: Clone,
     {
-        let idx = self.find(hash, tid, key)?;
-        if self.slab.is_expired(idx, now) {
-            return None;
-        }
-        let e = self.slab.get(idx);
+        let (_, e) = self.find_live(hash, tid, key, now)?;
         touch(&e.freq);
         Some(e.value.clone())
+    }
+
+    /// The key's entry unless it has expired; `now` is only called for
+    /// entries that can expire.
+    #[inline]
+    fn find_live<Q>(
+        &self,
+        hash: u32,
+        tid: u32,
+        key: &Q,
+        now: impl FnOnce() -> u64,
+    ) -> Option<(u32, &Entry<K, V>)>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        let (idx, e) = self.find_entry(hash, tid, key)?;
+        let expired = e.timed && self.slab.times(idx).expires_at <= now();
+        (!expired).then_some((idx, e))
     }
 
     /// Like `get`, for loaders: also returns when the value was written.
@@ -206,11 +236,7 @@ impl<K, V> ShardData<K, V> {
         Q: Eq + ?Sized,
         V: Clone,
     {
-        let idx = self.find(hash, tid, key)?;
-        if self.slab.is_expired(idx, || now) {
-            return None;
-        }
-        let e = self.slab.get(idx);
+        let (idx, e) = self.find_live(hash, tid, key, || now)?;
         touch(&e.freq);
         Some((e.value.clone(), self.slab.times(idx).written_at))
     }
@@ -222,8 +248,7 @@ impl<K, V> ShardData<K, V> {
         Q: Eq + ?Sized,
         V: Clone,
     {
-        let idx = self.find(hash, tid, key)?;
-        let e = self.slab.get(idx);
+        let (idx, e) = self.find_entry(hash, tid, key)?;
         (!e.timed || self.slab.times(idx).expires_at >= not_before).then(|| e.value.clone())
     }
 
@@ -238,8 +263,7 @@ impl<K, V> ShardData<K, V> {
         K: Borrow<Q>,
         Q: Eq + ?Sized,
     {
-        self.find(hash, tid, key)
-            .is_some_and(|idx| !self.slab.is_expired(idx, now))
+        self.find_live(hash, tid, key, now).is_some()
     }
 
     /// The in-flight load for a key, if any.
