@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 
 use loom::thread;
-use tenant_cache::{Cache, LoadError};
+use tenant_cache::{Cache, LoadError, Tenant};
 
 fn cache() -> Cache<u32, u32> {
     Cache::builder().max_capacity(8).shards(1).build()
@@ -189,28 +189,35 @@ fn an_insert_during_a_load_wins() {
     });
 }
 
+/// Races a `get_with` of key 1 in tenant "a" (loading 1) against
+/// `invalidate` on another handle of the same tenant; returns what the load
+/// returned and whether it had started when the invalidation began.
+fn a_load_racing(cache: &Cache<u32, u32>, invalidate: fn(&Tenant<u32, u32>)) -> (u32, bool) {
+    let started = Arc::new(AtomicBool::new(false));
+    let (t, s) = (cache.tenant("a"), started.clone());
+    let load = move || {
+        t.get_with(1, || {
+            s.store(true, SeqCst);
+            1
+        })
+    };
+    let t = cache.tenant("a");
+    let invalidation = move || {
+        let load_had_started = started.load(SeqCst);
+        invalidate(&t);
+        load_had_started
+    };
+    race(load, invalidation)
+}
+
 #[test]
 fn an_invalidate_after_a_load_started_keeps_its_result_out() {
     loom::model(|| {
         let cache = cache();
-        let started = Arc::new(AtomicBool::new(false));
-        let t = cache.tenant("a");
-        let s = started.clone();
-        let loader = thread::spawn(move || {
-            t.get_with(1, || {
-                s.store(true, SeqCst);
-                1
-            })
-        });
-        let t = cache.tenant("a");
-        let s = started.clone();
-        let invalidator = thread::spawn(move || {
-            let load_had_started = s.load(SeqCst);
+        let (loaded, load_had_started) = a_load_racing(&cache, |t| {
             t.invalidate(&1);
-            load_had_started
         });
-        assert_eq!(loader.join().unwrap(), 1);
-        let load_had_started = invalidator.join().unwrap();
+        assert_eq!(loaded, 1);
         if load_had_started {
             assert_eq!(
                 cache.tenant("a").get(&1),
@@ -223,27 +230,10 @@ fn an_invalidate_after_a_load_started_keeps_its_result_out() {
 }
 
 #[test]
-fn invalidate_all_against_a_load_and_an_insert() {
+fn invalidate_all_against_a_load() {
     loom::model(|| {
         let cache = cache();
-        let started = Arc::new(AtomicBool::new(false));
-        let t = cache.tenant("a");
-        let s = started.clone();
-        let loader = thread::spawn(move || {
-            t.get_with(1, || {
-                s.store(true, SeqCst);
-                1
-            });
-        });
-        let t = cache.tenant("a");
-        let s = started.clone();
-        let invalidator = thread::spawn(move || {
-            let load_had_started = s.load(SeqCst);
-            t.invalidate_all();
-            load_had_started
-        });
-        loader.join().unwrap();
-        let load_had_started = invalidator.join().unwrap();
+        let (_, load_had_started) = a_load_racing(&cache, Tenant::invalidate_all);
         let t = cache.tenant("a");
         if load_had_started {
             assert_eq!(t.get(&1), None, "a pre-invalidation load came back");
