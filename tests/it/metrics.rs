@@ -29,25 +29,25 @@ fn record(f: impl FnOnce()) -> Seen {
         .collect()
 }
 
-fn counter(seen: &Seen, name: &str, labels: &[(&str, &str)]) -> u64 {
+/// What the recorder saw under `name` and `labels` (in any order).
+fn value<'a>(seen: &'a Seen, name: &str, labels: &[(&str, &str)]) -> Option<&'a DebugValue> {
     let mut labels: Vec<(String, String)> = labels
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
     labels.sort();
-    match seen.get(&(name.to_string(), labels.clone())) {
+    seen.get(&(name.to_string(), labels))
+}
+
+fn counter(seen: &Seen, name: &str, labels: &[(&str, &str)]) -> u64 {
+    match value(seen, name, labels) {
         Some(DebugValue::Counter(n)) => *n,
         other => panic!("{name} {labels:?}: {other:?}"),
     }
 }
 
 fn gauge(seen: &Seen, name: &str, labels: &[(&str, &str)]) -> f64 {
-    let mut labels: Vec<(String, String)> = labels
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    labels.sort();
-    match seen.get(&(name.to_string(), labels.clone())) {
+    match value(seen, name, labels) {
         Some(DebugValue::Gauge(g)) => g.into_inner(),
         other => panic!("{name} {labels:?}: {other:?}"),
     }
