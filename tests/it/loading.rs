@@ -26,6 +26,20 @@ fn cache() -> Cache<u32, String> {
     Cache::builder().max_capacity(1_000).build()
 }
 
+/// Runs `call` with a handle of tenant "a" on a thread of its own. The
+/// `wait` it is given blocks until the returned sender fires (at most
+/// `PATIENCE`): a loader that calls it stays in flight until the test lets
+/// it finish.
+fn gated<R: Send + 'static>(
+    cache: &Cache<u32, String>,
+    call: impl FnOnce(&Tenant<u32, String>, &dyn Fn()) -> R + Send + 'static,
+) -> (thread::JoinHandle<R>, mpsc::Sender<()>) {
+    let (release, gate) = mpsc::channel::<()>();
+    let t = cache.tenant("a");
+    let wait = move || gate.recv_timeout(PATIENCE).unwrap();
+    (thread::spawn(move || call(&t, &wait)), release)
+}
+
 #[test]
 fn many_callers_of_a_missing_key_share_one_load() {
     const CALLERS: usize = 32;
@@ -146,11 +160,9 @@ fn a_waiter_returns_at_its_own_deadline_and_the_late_load_still_installs() {
         .max_capacity(100)
         .clock(clock.clone())
         .build();
-    let (release, gate) = mpsc::channel::<()>();
-    let leader_t = cache.tenant("a");
-    let leader = thread::spawn(move || {
-        leader_t.get_with(1, move || {
-            gate.recv_timeout(PATIENCE).unwrap();
+    let (leader, release) = gated(&cache, |t, wait| {
+        t.get_with(1, || {
+            wait();
             "late".to_string()
         })
     });
@@ -180,11 +192,9 @@ fn a_waiter_returns_at_its_own_deadline_and_the_late_load_still_installs() {
 #[test]
 fn a_waiter_on_the_system_clock_returns_at_its_deadline() {
     let cache = cache();
-    let (release, gate) = mpsc::channel::<()>();
-    let leader_t = cache.tenant("a");
-    let leader = thread::spawn(move || {
-        leader_t.get_with(1, move || {
-            gate.recv_timeout(PATIENCE).unwrap();
+    let (leader, release) = gated(&cache, |t, wait| {
+        t.get_with(1, || {
+            wait();
             "v".to_string()
         })
     });
@@ -474,11 +484,9 @@ fn a_timed_out_waiter_gets_the_stale_value() {
     let t = cache.tenant("a");
     t.insert(1, "stale".into());
     clock.advance(Duration::from_secs(11));
-    let (release, gate) = mpsc::channel::<()>();
-    let leader_t = cache.tenant("a");
-    let leader = thread::spawn(move || {
-        leader_t.try_get_with(1, move |_| {
-            gate.recv_timeout(PATIENCE).unwrap();
+    let (leader, release) = gated(&cache, |t, wait| {
+        t.try_get_with(1, |_| {
+            wait();
             Ok::<_, ()>("fresh".to_string())
         })
     });
@@ -516,11 +524,9 @@ fn refresh_after_reloads_once_while_others_keep_the_current_value() {
         "a value younger than refresh_after reloaded"
     );
     clock.advance(Duration::from_secs(2));
-    let (release, gate) = mpsc::channel::<()>();
-    let leader_t = cache.tenant("a");
-    let leader = thread::spawn(move || {
-        leader_t.try_get_with(1, move |_| {
-            gate.recv_timeout(PATIENCE).unwrap();
+    let (leader, release) = gated(&cache, |t, wait| {
+        t.try_get_with(1, |_| {
+            wait();
             Ok::<_, ()>("v2".to_string())
         })
     });
@@ -547,11 +553,9 @@ fn refresh_reloads_a_present_value_while_gets_see_the_old_one() {
     let cache = cache();
     let t = cache.tenant("a");
     t.insert(1, "old".into());
-    let (release, gate) = mpsc::channel::<()>();
-    let refresher_t = cache.tenant("a");
-    let refresher = thread::spawn(move || {
-        refresher_t.refresh(1, move |_| {
-            gate.recv_timeout(PATIENCE).unwrap();
+    let (refresher, release) = gated(&cache, |t, wait| {
+        t.refresh(1, |_| {
+            wait();
             Ok::<_, ()>("new".to_string())
         })
     });
@@ -625,11 +629,9 @@ fn get_with_waiters_run_the_load_themselves_after_a_panic() {
 /// A `get_with` of key 1 for tenant "a" whose init, once it has started,
 /// panics when told to.
 fn panicking_leader(cache: &Cache<u32, String>) -> (thread::JoinHandle<String>, mpsc::Sender<()>) {
-    let leader_t = cache.tenant("a");
-    let (release, gate) = mpsc::channel::<()>();
-    let leader = thread::spawn(move || {
-        leader_t.get_with(1, || {
-            gate.recv_timeout(PATIENCE).unwrap();
+    let (leader, release) = gated(cache, |t, wait| {
+        t.get_with(1, || {
+            wait();
             panic!("init panics on purpose");
         })
     });
@@ -737,11 +739,9 @@ fn get_with_recursing_into_its_own_key_panics_with_a_message_instead_of_hanging(
 fn with_load_in_flight(cache: &Cache<u32, String>, meddle: impl FnOnce()) -> (String, String) {
     let t = cache.tenant("a");
     let (loads, coalesced) = (t.stats().loads, t.stats().coalesced);
-    let (release, gate) = mpsc::channel::<()>();
-    let leader_t = cache.tenant("a");
-    let leader = thread::spawn(move || {
-        leader_t.get_with(1, move || {
-            gate.recv_timeout(PATIENCE).unwrap();
+    let (leader, release) = gated(cache, |t, wait| {
+        t.get_with(1, || {
+            wait();
             "loaded".to_string()
         })
     });
