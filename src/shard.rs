@@ -377,7 +377,7 @@ impl<K, V> ShardData<K, V> {
                 },
             );
         }
-        let queue = if !self.has_evicted || self.ghost.admit_to_main(hash) {
+        let queue = if !self.has_evicted || self.ghost.admit_to_main(hash, self.slab.live()) {
             Queue::Main
         } else {
             Queue::Small
