@@ -374,21 +374,61 @@ mod tests {
     #[test]
     fn a_key_back_from_small_starts_in_small_while_main_churns_and_the_share_still_grows() {
         let mut g = Ghost::default();
-        back_from_small(&mut g, 0..5);
+        back_from_small(&mut g, 0..4);
         back_from_main(&mut g, 100..104);
         g.evicted_from_small(7, 1 << 16);
         assert!(
             g.admit_to_main(7, 1 << 16),
-            "four back from main against six from small: not above four in five"
+            "four back from main against five from small: not above four in five"
         );
-        back_from_main(&mut g, 104..106);
+        back_from_main(&mut g, [104]);
         let share = g.small_permille();
         g.evicted_from_small(8, 1 << 16);
         assert!(
             !g.admit_to_main(8, 1 << 16),
-            "six back from main against seven from small: main churns"
+            "five back from main against six from small: main churns"
         );
         assert_eq!(g.small_permille(), share + u64::from(GROW_PERMILLE));
+    }
+
+    #[test]
+    fn halving_the_counts_keeps_their_balance() {
+        let mut g = Ghost::default();
+        let resident = 16;
+        for key in 0..8 {
+            g.evicted_from_small(key, resident);
+            assert!(g.admit_to_main(key, resident));
+        }
+        for key in 100..106 {
+            g.evicted_from_main(key, resident);
+            g.admit_to_main(key, resident);
+        }
+        // Two fresh inserts make sixteen: eight and six become four and three.
+        for key in 200..202 {
+            g.admit_to_main(key, resident);
+        }
+        g.evicted_from_small(300, resident);
+        assert!(
+            g.admit_to_main(300, resident),
+            "three from main, five from small"
+        );
+    }
+
+    #[test]
+    fn a_single_return_from_main_is_forgotten_at_the_halving() {
+        let mut g = Ghost::default();
+        let resident = 16;
+        back_from_small(&mut g, [0]);
+        g.evicted_from_main(1, resident);
+        g.admit_to_main(1, resident);
+        for key in 100..114 {
+            g.admit_to_main(key, resident);
+        }
+        g.evicted_from_small(200, resident);
+        assert!(
+            g.admit_to_main(200, resident),
+            "none from main, one from small"
+        );
     }
 
     #[test]
