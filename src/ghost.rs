@@ -237,6 +237,26 @@ mod tests {
         }
     }
 
+    /// Each key comes back from `from`'s ghost in a shard of `resident`
+    /// entries (`None`: was never evicted); whether the last went to main.
+    fn back(
+        g: &mut Ghost,
+        from: Option<Queue>,
+        keys: impl IntoIterator<Item = u32>,
+        resident: usize,
+    ) -> bool {
+        let mut to_main = false;
+        for key in keys {
+            match from {
+                Some(Queue::Small) => g.evicted_from_small(key, resident),
+                Some(Queue::Main) => g.evicted_from_main(key, resident),
+                None => {}
+            }
+            to_main = g.admit_to_main(key, resident);
+        }
+        to_main
+    }
+
     /// Each key comes back from main's ghost.
     fn back_from_main(g: &mut Ghost, keys: impl IntoIterator<Item = u32>) {
         for key in keys {
@@ -396,20 +416,13 @@ mod tests {
         let mut g = Ghost::default();
         let resident = 16;
         for key in 0..8 {
-            g.evicted_from_small(key, resident);
-            assert!(g.admit_to_main(key, resident));
+            assert!(back(&mut g, Some(Queue::Small), [key], resident));
         }
-        for key in 100..106 {
-            g.evicted_from_main(key, resident);
-            g.admit_to_main(key, resident);
-        }
+        back(&mut g, Some(Queue::Main), 100..106, resident);
         // Two fresh inserts make sixteen: eight and six become four and three.
-        for key in 200..202 {
-            g.admit_to_main(key, resident);
-        }
-        g.evicted_from_small(300, resident);
+        back(&mut g, None, 200..202, resident);
         assert!(
-            g.admit_to_main(300, resident),
+            back(&mut g, Some(Queue::Small), [300], resident),
             "three from main, five from small"
         );
     }
@@ -418,15 +431,11 @@ mod tests {
     fn a_single_return_from_main_is_forgotten_at_the_halving() {
         let mut g = Ghost::default();
         let resident = 16;
-        back_from_small(&mut g, [0]);
-        g.evicted_from_main(1, resident);
-        g.admit_to_main(1, resident);
-        for key in 100..114 {
-            g.admit_to_main(key, resident);
-        }
-        g.evicted_from_small(200, resident);
+        back(&mut g, Some(Queue::Small), [0], resident);
+        back(&mut g, Some(Queue::Main), [1], resident);
+        back(&mut g, None, 100..114, resident);
         assert!(
-            g.admit_to_main(200, resident),
+            back(&mut g, Some(Queue::Small), [200], resident),
             "none from main, one from small"
         );
     }
@@ -435,22 +444,23 @@ mod tests {
     fn churn_is_forgotten_after_a_few_shard_sizes_of_inserts() {
         let mut g = Ghost::default();
         let resident = 16;
-        for key in 0..8 {
-            g.evicted_from_main(key, resident);
-            g.admit_to_main(key, resident);
-        }
-        g.evicted_from_small(100, resident);
+        back(&mut g, Some(Queue::Main), 0..8, resident);
         assert!(
-            !g.admit_to_main(100, resident),
+            !back(&mut g, Some(Queue::Small), [100], resident),
             "eight back from main, one from small"
         );
         // Inserts of keys never evicted; each shard-size of them halves both
         // counts, down to nothing.
-        for key in 1_000..1_000 + 4 * resident as u32 {
-            assert!(!g.admit_to_main(key, resident));
-        }
-        g.evicted_from_small(101, resident);
-        assert!(g.admit_to_main(101, resident), "the churn was forgotten");
+        assert!(!back(
+            &mut g,
+            None,
+            1_000..1_000 + 4 * resident as u32,
+            resident
+        ));
+        assert!(
+            back(&mut g, Some(Queue::Small), [101], resident),
+            "the churn was forgotten"
+        );
     }
 
     #[test]
