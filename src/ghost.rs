@@ -232,8 +232,7 @@ mod tests {
     /// Each key comes back from the small FIFO's ghost (and goes to main).
     fn back_from_small(g: &mut Ghost, keys: impl IntoIterator<Item = u32>) {
         for key in keys {
-            g.evicted_from_small(key, 1 << 16);
-            assert!(g.admit_to_main(key, 1 << 16));
+            assert!(back(g, Some(Queue::Small), [key], 1 << 16));
         }
     }
 
@@ -259,10 +258,7 @@ mod tests {
 
     /// Each key comes back from main's ghost.
     fn back_from_main(g: &mut Ghost, keys: impl IntoIterator<Item = u32>) {
-        for key in keys {
-            g.evicted_from_main(key, 1 << 16);
-            g.admit_to_main(key, 1 << 16);
-        }
+        back(g, Some(Queue::Main), keys, 1 << 16);
     }
 
     /// Moves the share onto `target` with returns from either ghost;
