@@ -216,7 +216,10 @@ fn jobs_from_args(args: &[String]) -> Vec<Job> {
                 format,
                 sizes: sizes
                     .split(',')
-                    .map(|s| s.parse().expect("sizes are numbers"))
+                    .map(|s| match s.parse() {
+                        Ok(size) if size > 0 => size,
+                        _ => panic!("sizes are whole numbers of entries, at least 1; got {s:?}"),
+                    })
                     .collect(),
                 reference: None,
             }
@@ -248,6 +251,9 @@ fn main() {
         .skip(1)
         .filter(|a| a != "--bench")
         .collect();
+    if let Some(unknown) = args.iter().find(|a| a.starts_with("--") && *a != "--smoke") {
+        panic!("unknown option {unknown:?}: the options are --smoke and FORMAT:PATH:SIZE,SIZE");
+    }
     let smoke = args.iter().any(|a| a == "--smoke");
     let explicit: Vec<String> = args.into_iter().filter(|a| !a.starts_with("--")).collect();
     let dir = traces::traces_dir();
@@ -289,5 +295,7 @@ fn main() {
         }
         std::process::exit(1);
     }
-    println!("LRU, OPT and OPTb columns match MANIFEST.md to two decimals.");
+    if outcomes.iter().any(|o| o.job.reference.is_some()) {
+        println!("LRU, OPT and OPTb columns match MANIFEST.md to two decimals.");
+    }
 }

@@ -52,23 +52,29 @@ pub fn read(path: &Path, format: Format) -> std::io::Result<Vec<u64>> {
             BufReader::new(flate2::read::GzDecoder::new(file)),
             |line, out| {
                 let line = line.trim();
+                // Blank lines and `*` (a marker some LIRS traces carry)
+                // are not requests.
                 if line.is_empty() || line.starts_with('*') {
-                    return;
+                    return true;
                 }
-                if let Ok(k) = line.parse::<i64>() {
-                    out.push(k as u64);
-                }
+                line.parse::<i64>().map(|k| out.push(k as u64)).is_ok()
             },
         ),
         Format::Arc => text_keys(
             BufReader::new(zstd::stream::read::Decoder::new(file)?),
             |line, out| {
+                // `start count ...`: `count` blocks from `start`; the
+                // fields after them are not used.
                 let mut fields = line.split_whitespace();
                 let (Some(start), Some(count)) = (fields.next(), fields.next()) else {
-                    return;
+                    return line.trim().is_empty();
                 };
-                if let (Ok(start), Ok(count)) = (start.parse::<u64>(), count.parse::<u64>()) {
-                    out.extend(start..start + count);
+                match (start.parse::<u64>(), count.parse::<u64>()) {
+                    (Ok(start), Ok(count)) => {
+                        out.extend(start..start.saturating_add(count));
+                        true
+                    }
+                    _ => false,
                 }
             },
         ),
@@ -78,15 +84,27 @@ pub fn read(path: &Path, format: Format) -> std::io::Result<Vec<u64>> {
     }
 }
 
+/// The keys of a text trace; `parse` adds a line's keys and says whether
+/// the line was one the format allows.
 fn text_keys(
     reader: impl BufRead,
-    mut parse: impl FnMut(&str, &mut Vec<u64>),
+    mut parse: impl FnMut(&str, &mut Vec<u64>) -> bool,
 ) -> std::io::Result<Vec<u64>> {
     let mut out = Vec::new();
-    for line in reader.lines() {
-        parse(&line?, &mut out);
+    for (n, line) in reader.lines().enumerate() {
+        let line = line?;
+        if !parse(&line, &mut out) {
+            return Err(invalid(format!(
+                "line {}: {line:?} is not a request",
+                n + 1
+            )));
+        }
     }
     Ok(out)
+}
+
+fn invalid(message: String) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, message)
 }
 
 fn binary_keys<const N: usize>(
@@ -95,6 +113,12 @@ fn binary_keys<const N: usize>(
 ) -> std::io::Result<Vec<u64>> {
     let mut bytes = Vec::new();
     xz2::read::XzDecoder::new(file).read_to_end(&mut bytes)?;
+    if bytes.len() % N != 0 {
+        return Err(invalid(format!(
+            "{} bytes is not a whole number of {N}-byte keys",
+            bytes.len()
+        )));
+    }
     Ok(bytes
         .chunks_exact(N)
         .map(|c| decode(c.try_into().expect("chunks_exact yields N bytes")))
