@@ -556,6 +556,19 @@ fn main() {
         .skip(1)
         .filter(|a| !a.starts_with("--"))
         .collect();
+    const SECTIONS: [&str; 5] = ["hits", "insert", "storm", "failing", "memory"];
+    if let Some(f) = filter
+        .iter()
+        .find(|f| !SECTIONS.iter().any(|s| s.contains(f.as_str())))
+    {
+        panic!("{f:?} names no section; the sections are {SECTIONS:?}");
+    }
+    if let Ok(only) = std::env::var("ONLY") {
+        assert!(
+            ROWS.contains(&only.as_str()),
+            "ONLY={only:?} names no row; the rows are {ROWS:?}"
+        );
+    }
     let wants = |s: &str| filter.is_empty() || filter.iter().any(|f| s.contains(f.as_str()));
     let cores = thread::available_parallelism().map_or(1, |n| n.get());
     let mut report = format!(
