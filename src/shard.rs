@@ -726,6 +726,69 @@ mod tests {
         shard
     }
 
+    /// Keys 10 and 11 enter the small FIFO of a shard whose main holds
+    /// 1..4, key 10 is used, main churns if `churn`, and the tenant evicts
+    /// one entry, then another. Returns the queue key 10 is in after the
+    /// first, and the two evicted keys.
+    fn used_small_entry_after_an_eviction(churn: bool) -> (Queue, u32, u32) {
+        let registry = Registry::new();
+        let tenant = registry.acquire(TenantKey::from("a"));
+        let writer = tenant.generation().expect("a new tenant has a generation");
+        let mut shard = shard_with(&tenant, 4);
+        let first = shard.evict_tenant(&writer, 0).expect("main holds four");
+        assert_eq!(first.key, 0, "main's head leaves first");
+        for key in [10, 11] {
+            shard.upsert(&tenant, tenant.tid(), key, key, key, 1, None, 0);
+            let idx = shard.find(key, tenant.tid(), &key).expect("inserted");
+            assert_eq!(
+                shard.slab.get(idx).queue,
+                Queue::Small,
+                "new after an eviction"
+            );
+        }
+        assert_eq!(shard.get(10, tenant.tid(), &10, || 0), Some(10));
+        if churn {
+            let resident = shard.len();
+            for hash in 1000..1008 {
+                shard.ghost.evicted_from_main(hash, resident);
+                shard.ghost.admit_to_main(hash, resident);
+            }
+            assert!(
+                shard.ghost.main_churns(),
+                "eight back from main, none from small"
+            );
+        }
+        let evicted = shard
+            .evict_tenant(&writer, 0)
+            .expect("the tenant holds five");
+        let idx = shard
+            .find(10, tenant.tid(), &10)
+            .expect("a used entry is not evicted while an unused one is queued behind it");
+        let queue = shard.slab.get(idx).queue;
+        let next = shard
+            .evict_tenant(&writer, 0)
+            .expect("the tenant holds four");
+        (queue, evicted.key, next.key)
+    }
+
+    #[test]
+    fn a_used_entry_of_the_small_fifo_moves_to_main() {
+        // Then main's unused head leaves.
+        assert_eq!(
+            used_small_entry_after_an_eviction(false),
+            (Queue::Main, 11, 1)
+        );
+    }
+
+    #[test]
+    fn a_used_entry_of_the_small_fifo_gets_another_lap_there_while_main_churns() {
+        // Its use was cleared on the way round: the next eviction takes it.
+        assert_eq!(
+            used_small_entry_after_an_eviction(true),
+            (Queue::Small, 11, 10)
+        );
+    }
+
     #[test]
     fn an_eviction_for_the_writers_own_generation_borrows_it() {
         let registry = Registry::new();
