@@ -217,8 +217,8 @@ pub(crate) fn step<K, V>(
             entry.freq.store(0, Relaxed);
             // While main churns it would let the entry go before its next
             // use and push out one still in use: the entry gets another
-            // lap here instead. Its use is cleared, so a step passes each
-            // entry at most once before it evicts.
+            // lap here instead. Its use is cleared, so one step goes round
+            // the small FIFO at most once before it evicts.
             if ghost.main_churns() {
                 q.small.push_back(slab, idx, weight);
                 continue;
