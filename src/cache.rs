@@ -94,7 +94,7 @@ impl<K, V> Inner<K, V> {
         let track_times = c.ttl.is_some() || c.load.refresh_after.is_some();
         Self {
             shards: (0..c.shards)
-                .map(|_| CachePadded::new(RwLock::new(ShardData::new(weighted))))
+                .map(|_| CachePadded::new(RwLock::new(ShardData::new(weighted, c.shards))))
                 .collect(),
             shard_mask: c.shards - 1,
             hasher: new_hasher(),

@@ -75,7 +75,7 @@ mod tenant;
 mod tenant_id;
 mod thread_slot;
 
-pub use builder::{CacheBuilder, MAX_SHARDS};
+pub use builder::{CacheBuilder, ENTRIES_PER_SHARD, MAX_SHARDS};
 pub use cache::Cache;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use listener::RemovalCause;

@@ -141,12 +141,13 @@ pub(crate) struct ShardData<K, V> {
 }
 
 impl<K, V> ShardData<K, V> {
-    pub(crate) fn new(weighted: bool) -> Self {
+    /// One of a cache's `shards` shards.
+    pub(crate) fn new(weighted: bool, shards: usize) -> Self {
         Self {
             table: HashTable::new(),
             slab: Slab::new(weighted),
             queues: Queues::default(),
-            ghost: Ghost::default(),
+            ghost: Ghost::new(shards),
             flights: HashTable::new(),
             weight: 0,
             tombstones: 0,
@@ -716,9 +717,10 @@ mod tests {
     use crate::registry::Registry;
     use crate::tenant_id::TenantKey;
 
-    /// A shard holding keys `0..n` of `tenant`'s current generation.
+    /// A shard (one of eight) holding keys `0..n` of `tenant`'s current
+    /// generation.
     fn shard_with(tenant: &TenantState, n: u32) -> ShardData<u32, u32> {
-        let mut shard = ShardData::new(false);
+        let mut shard = ShardData::new(false, 8);
         for key in 0..n {
             let upsert = shard.upsert(tenant, tenant.tid(), key, key, key, 1, None, 0);
             assert!(matches!(upsert, Upsert::Inserted(_)), "key {key} is new");
