@@ -282,6 +282,19 @@ fn two_shards(capacity: u64) -> Cache<u32, u32> {
     Cache::builder().max_capacity(capacity).shards(2).build()
 }
 
+/// The shard of a two-shard cache that `t` puts key `k` in.
+fn shard_of(t: &Tenant<u32, u32>, k: u32) -> u64 {
+    (t.debug_hash(&k) >> 32) & 1
+}
+
+/// The first key after `after` that `t` puts in the shard of key `like`
+/// (`same`) or in the other one.
+fn key_after(t: &Tenant<u32, u32>, after: u32, like: u32, same: bool) -> u32 {
+    (after + 1..)
+        .find(|&k| (shard_of(t, k) == shard_of(t, like)) == same)
+        .unwrap()
+}
+
 /// `writers` inserts (2 or 3) of one tenant racing into a two-shard
 /// cache, each leaving it one over `caps`' limit; returns the entries left.
 /// The first two go to different shards, so each may check its cap before
@@ -290,9 +303,8 @@ fn two_shards(capacity: u64) -> Cache<u32, u32> {
 fn racing_inserts_leave(caps: fn() -> Cache<u32, u32>, writers: usize) -> u64 {
     let cache = caps();
     let a = cache.tenant("a");
-    let shard = |k: u32| (a.debug_hash(&k) >> 32) & 1;
-    let second = (1..).find(|&k| shard(k) != shard(0)).unwrap();
-    let third = (second + 1..).find(|&k| shard(k) == shard(second)).unwrap();
+    let second = key_after(&a, 0, 0, false);
+    let third = key_after(&a, second, second, true);
     let others: Vec<_> = [second, third][..writers - 1]
         .iter()
         .map(|&k| {
@@ -375,8 +387,7 @@ fn a_load_and_two_inserts_racing_past_max_capacity_leave_one_entry() {
     loom::model(|| {
         let cache = two_shards(1);
         let a = cache.tenant("a");
-        let shard = |k: u32| (a.debug_hash(&k) >> 32) & 1;
-        let second = (1..).find(|&k| shard(k) != shard(0)).unwrap();
+        let second = key_after(&a, 0, 0, false);
         let (x, y) = (cache.tenant("a"), cache.tenant("a"));
         let inserter = thread::spawn(move || x.insert(second, second));
         let loader = thread::spawn(move || y.get_with(7, || 7));
@@ -396,8 +407,7 @@ fn the_last_handle_dropped_after_racing_writes_keeps_a_tenant_with_an_entry() {
     loom::model(|| {
         let cache = two_shards(1);
         let a = cache.tenant("a");
-        let shard = |k: u32| (a.debug_hash(&k) >> 32) & 1;
-        let second = (1..).find(|&k| shard(k) != shard(0)).unwrap();
+        let second = key_after(&a, 0, 0, false);
         drop(a);
         let (x, y) = (cache.tenant("a"), cache.tenant("a"));
         let inserter = thread::spawn(move || x.insert(second, second));
