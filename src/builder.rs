@@ -117,7 +117,7 @@ impl<K, V> CacheBuilder<K, V> {
     }
 
     /// The most weight the cache holds over all tenants (entries, unless a
-    /// weigher is set). 0 stores nothing.
+    /// weigher is set). 0 stores nothing that weighs more than 0.
     pub fn max_capacity(mut self, max_capacity: u64) -> Self {
         self.max_capacity = max_capacity;
         self
@@ -139,6 +139,12 @@ impl<K, V> CacheBuilder<K, V> {
 
     /// How much of the capacity an entry takes (default 1). Called once
     /// per insert, never while a lock is held.
+    ///
+    /// A weight of 0 takes no capacity: such entries never make the cache
+    /// or their tenant evict, so a cache whose entries all weigh 0 is
+    /// unbounded. When heavier entries need room, an entry of weight 0
+    /// is evicted in its queue's turn like any other, and reported to the
+    /// eviction listener.
     pub fn weigher(mut self, weigher: impl Fn(&K, &V) -> u32 + Send + Sync + 'static) -> Self {
         self.weigher = Some(Box::new(weigher));
         self

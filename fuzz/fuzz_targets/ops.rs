@@ -172,7 +172,8 @@ fuzz_target!(
         log.lock().unwrap().push((t.as_u64(), *k, v.0, cause));
     });
     if input.weighted {
-        builder = builder.weigher(|_k: &u8, v: &Tracked| v.0 % 3 + 1);
+        // Weights 0 to 3: an entry of weight 0 takes no capacity.
+        builder = builder.weigher(|_k: &u8, v: &Tracked| v.0 % 4);
     }
     let cache_ttl = input.ttl_ms.map(|ms| u64::from(ms % 1_000));
     if let Some(ms) = cache_ttl {
@@ -191,7 +192,7 @@ fuzz_target!(
     // refused as too heavy) in all.
     let mut causes: HashMap<(u8, RemovalCause), u64> = HashMap::new();
     let mut stored_and_gone: HashMap<u8, u64> = HashMap::new();
-    let weight = |v: u32| if input.weighted { u64::from(v % 3 + 1) } else { 1 };
+    let weight = |v: u32| if input.weighted { u64::from(v % 4) } else { 1 };
     let refused = |v: u32| weight(v) > max_capacity || weight(v) > tenant_capacity;
 
     let expiry = |ttl: Option<u64>, now: u64| ttl.map(|ms| now + ms);

@@ -292,3 +292,51 @@ fn a_loaded_value_too_heavy_to_admit_does_not_leave_the_old_one_behind() {
     t.insert(2, 2);
     assert_eq!(t.try_get_with(2, |_| Ok::<_, ()>(9)), Ok(2));
 }
+
+/// An entry of weight 0 takes no capacity: any number of them fit, even
+/// in a cache of capacity 0, and they never make the cache evict. When
+/// heavier entries need room they leave in their queue's turn like any
+/// other entry, and are reported.
+#[test]
+fn entries_of_weight_zero_take_no_capacity() {
+    let nothing: Cache<u32, u32> = Cache::builder()
+        .max_capacity(0)
+        .weigher(|_k: &u32, v: &u32| *v)
+        .build();
+    let t = nothing.tenant("a");
+    t.insert(1, 0);
+    t.insert(2, 1);
+    assert_eq!((t.get(&1), t.get(&2)), (Some(0), None), "capacity 0");
+
+    let (builder, heard) = recording(
+        Cache::<u32, u32>::builder()
+            .max_capacity(4)
+            .tenant_capacity(3)
+            .shards(1)
+            .weigher(|_k: &u32, v: &u32| *v),
+    );
+    let cache = builder.build();
+    let t = cache.tenant("a");
+    for k in 0..100 {
+        t.insert(k, 0);
+    }
+    assert_eq!((t.entry_count(), cache.weighted_size()), (100, 0));
+    assert!((0..100).all(|k| t.get(&k) == Some(0)), "a free entry lost");
+    assert!(heard.lock().unwrap().is_empty(), "nothing needed room");
+
+    for k in 100..110 {
+        t.insert(k, 1);
+        assert!(t.weighted_size() <= 3, "over the tenant cap");
+    }
+    cache.validate();
+    let gone: Vec<u32> = heard.lock().unwrap().iter().map(|h| h.1).collect();
+    for k in 0..110 {
+        let reported = gone.iter().filter(|&&g| g == k).count();
+        assert_eq!(
+            usize::from(t.contains(&k)) + reported,
+            1,
+            "key {k}: held or reported once"
+        );
+    }
+    assert_eq!(cache.weighted_size(), 3, "the tenant is full at its cap");
+}
