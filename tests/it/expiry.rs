@@ -61,6 +61,24 @@ fn per_entry_ttl_works_in_a_cache_without_ttl() {
     );
 }
 
+/// In a cache without a TTL, the first entry to carry one may be a
+/// rewrite of an entry that had none.
+#[test]
+fn an_entry_rewritten_with_the_caches_first_ttl_expires() {
+    let clock = ManualClock::new();
+    let cache: Cache<u32, u32> = Cache::builder()
+        .max_capacity(10)
+        .clock(clock.clone())
+        .build();
+    let t = cache.tenant("a");
+    t.insert(1, 1);
+    t.insert(2, 2);
+    t.insert_with_ttl(2, 3, Duration::from_secs(1));
+    assert_eq!(t.get(&2), Some(3));
+    clock.advance(Duration::from_secs(2));
+    assert_eq!((t.get(&1), t.get(&2)), (Some(1), None));
+}
+
 #[test]
 fn rewriting_an_entry_restarts_its_ttl() {
     let (cache, clock) = cache_with_ttl(Duration::from_secs(10));
