@@ -2,9 +2,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
 
-use tenant_cache::{Cache, RemovalCause};
+use tenant_cache::{Cache, CacheBuilder, RemovalCause};
 
 use crate::support::{causes, recording};
+
+/// A builder for `u32 -> u32` entries that weigh their value.
+fn weighed_by_value(max_capacity: u64) -> CacheBuilder<u32, u32> {
+    Cache::builder()
+        .max_capacity(max_capacity)
+        .weigher(|_k: &u32, v: &u32| *v)
+}
 
 #[test]
 fn total_weight_never_exceeds_max_capacity() {
@@ -222,12 +229,7 @@ fn the_cache_fills_to_capacity_however_keys_spread_over_shards() {
 /// (one shard, so all of them are).
 #[test]
 fn an_entry_heavier_than_the_tenant_cap_is_refused_and_the_tenants_others_stay() {
-    let cache: Cache<u32, u32> = Cache::builder()
-        .max_capacity(10)
-        .tenant_capacity(5)
-        .shards(1)
-        .weigher(|_k: &u32, v: &u32| *v)
-        .build();
+    let cache = weighed_by_value(10).tenant_capacity(5).shards(1).build();
     assert_eq!((cache.max_capacity(), cache.tenant_capacity()), (10, 5));
     let t = cache.tenant("a");
     t.insert(1, 2);
@@ -243,12 +245,7 @@ fn an_entry_heavier_than_the_tenant_cap_is_refused_and_the_tenants_others_stay()
 /// both counts must be settled, not only the weight.
 #[test]
 fn an_insert_that_evicts_two_lighter_entries_of_its_tenant_counts_both_out() {
-    let cache: Cache<u32, u32> = Cache::builder()
-        .max_capacity(100)
-        .tenant_capacity(3)
-        .shards(1)
-        .weigher(|_k: &u32, v: &u32| *v)
-        .build();
+    let cache = weighed_by_value(100).tenant_capacity(3).shards(1).build();
     let t = cache.tenant("a");
     t.insert(1, 1);
     t.insert(2, 2);
@@ -277,10 +274,7 @@ fn replacing_a_value_updates_its_weight() {
 /// to admit left the old value readable.
 #[test]
 fn a_loaded_value_too_heavy_to_admit_does_not_leave_the_old_one_behind() {
-    let cache: Cache<u32, u32> = Cache::builder()
-        .max_capacity(2)
-        .weigher(|_k: &u32, v: &u32| *v)
-        .build();
+    let cache = weighed_by_value(2).build();
     let t = cache.tenant("a");
     t.insert(1, 1);
     assert_eq!(t.refresh(1, |_| Ok::<_, ()>(3)), Ok(3));
@@ -299,22 +293,13 @@ fn a_loaded_value_too_heavy_to_admit_does_not_leave_the_old_one_behind() {
 /// other entry, and are reported.
 #[test]
 fn entries_of_weight_zero_take_no_capacity() {
-    let nothing: Cache<u32, u32> = Cache::builder()
-        .max_capacity(0)
-        .weigher(|_k: &u32, v: &u32| *v)
-        .build();
+    let nothing = weighed_by_value(0).build();
     let t = nothing.tenant("a");
     t.insert(1, 0);
     t.insert(2, 1);
     assert_eq!((t.get(&1), t.get(&2)), (Some(0), None), "capacity 0");
 
-    let (builder, heard) = recording(
-        Cache::<u32, u32>::builder()
-            .max_capacity(4)
-            .tenant_capacity(3)
-            .shards(1)
-            .weigher(|_k: &u32, v: &u32| *v),
-    );
+    let (builder, heard) = recording(weighed_by_value(4).tenant_capacity(3).shards(1));
     let cache = builder.build();
     let t = cache.tenant("a");
     for k in 0..100 {

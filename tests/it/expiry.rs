@@ -14,6 +14,15 @@ fn cache_with_ttl(ttl: Duration) -> (Cache<u32, u32>, ManualClock) {
     (cache, clock)
 }
 
+fn cache_without_ttl() -> (Cache<u32, u32>, ManualClock) {
+    let clock = ManualClock::new();
+    let cache = Cache::builder()
+        .max_capacity(10)
+        .clock(clock.clone())
+        .build();
+    (cache, clock)
+}
+
 #[test]
 fn an_entry_expires_after_the_cache_ttl() {
     let (cache, clock) = cache_with_ttl(Duration::from_secs(10));
@@ -41,11 +50,7 @@ fn a_per_entry_ttl_overrides_the_cache_ttl() {
 
 #[test]
 fn per_entry_ttl_works_in_a_cache_without_ttl() {
-    let clock = ManualClock::new();
-    let cache: Cache<u32, u32> = Cache::builder()
-        .max_capacity(10)
-        .clock(clock.clone())
-        .build();
+    let (cache, clock) = cache_without_ttl();
     let t = cache.tenant("a");
     t.insert(1, 1);
     t.insert_with_ttl(2, 2, Duration::from_secs(1));
@@ -65,11 +70,7 @@ fn per_entry_ttl_works_in_a_cache_without_ttl() {
 /// rewrite of an entry that had none.
 #[test]
 fn an_entry_rewritten_with_the_caches_first_ttl_expires() {
-    let clock = ManualClock::new();
-    let cache: Cache<u32, u32> = Cache::builder()
-        .max_capacity(10)
-        .clock(clock.clone())
-        .build();
+    let (cache, clock) = cache_without_ttl();
     let t = cache.tenant("a");
     t.insert(1, 1);
     t.insert(2, 2);
