@@ -287,12 +287,9 @@ fn shard_of(t: &Tenant<u32, u32>, k: u32) -> u64 {
     (t.debug_hash(&k) >> 32) & 1
 }
 
-/// The first key after `after` that `t` puts in the shard of key `like`
-/// (`same`) or in the other one.
-fn key_after(t: &Tenant<u32, u32>, after: u32, like: u32, same: bool) -> u32 {
-    (after + 1..)
-        .find(|&k| (shard_of(t, k) == shard_of(t, like)) == same)
-        .unwrap()
+/// The first key after `after` that `t` puts in shard `shard`.
+fn next_key_in(t: &Tenant<u32, u32>, after: u32, shard: u64) -> u32 {
+    (after + 1..).find(|&k| shard_of(t, k) == shard).unwrap()
 }
 
 /// `writers` inserts (2 or 3) of one tenant racing into a two-shard
@@ -303,8 +300,8 @@ fn key_after(t: &Tenant<u32, u32>, after: u32, like: u32, same: bool) -> u32 {
 fn racing_inserts_leave(caps: fn() -> Cache<u32, u32>, writers: usize) -> u64 {
     let cache = caps();
     let a = cache.tenant("a");
-    let second = key_after(&a, 0, 0, false);
-    let third = key_after(&a, second, second, true);
+    let second = next_key_in(&a, 0, 1 - shard_of(&a, 0));
+    let third = next_key_in(&a, second, shard_of(&a, second));
     let others: Vec<_> = [second, third][..writers - 1]
         .iter()
         .map(|&k| {
@@ -387,7 +384,7 @@ fn a_load_and_two_inserts_racing_past_max_capacity_leave_one_entry() {
     loom::model(|| {
         let cache = two_shards(1);
         let a = cache.tenant("a");
-        let second = key_after(&a, 0, 0, false);
+        let second = next_key_in(&a, 0, 1 - shard_of(&a, 0));
         let (x, y) = (cache.tenant("a"), cache.tenant("a"));
         let inserter = thread::spawn(move || x.insert(second, second));
         let loader = thread::spawn(move || y.get_with(7, || 7));
@@ -407,7 +404,7 @@ fn the_last_handle_dropped_after_racing_writes_keeps_a_tenant_with_an_entry() {
     loom::model(|| {
         let cache = two_shards(1);
         let a = cache.tenant("a");
-        let second = key_after(&a, 0, 0, false);
+        let second = next_key_in(&a, 0, 1 - shard_of(&a, 0));
         drop(a);
         let (x, y) = (cache.tenant("a"), cache.tenant("a"));
         let inserter = thread::spawn(move || x.insert(second, second));
