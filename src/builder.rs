@@ -131,7 +131,9 @@ impl<K, V> CacheBuilder<K, V> {
     }
 
     /// How long an entry lives after it is written, unless inserted with
-    /// its own TTL. An expired entry is never returned.
+    /// its own TTL. An expired entry is never returned; it is removed when
+    /// eviction reaches it, when its key is written, or by
+    /// [`Cache::reclaim_expired`](crate::Cache::reclaim_expired).
     pub fn time_to_live(mut self, ttl: Duration) -> Self {
         self.ttl = Some(ttl);
         self

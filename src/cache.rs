@@ -33,6 +33,11 @@ pub(crate) type Listener<K, V> = Box<dyn Fn(&TenantId, &K, &V, RemovalCause) + S
 /// by `invalidate_all` is given back a little at a time.
 const RECLAIM_BUDGET: usize = 4;
 
+/// Slots `Cache::reclaim_expired` looks at per shard lock: short enough
+/// that the lookups queued behind it wait microseconds, not the length of
+/// the whole shard.
+const EXPIRY_SWEEP: u32 = 1024;
+
 /// Where a value being stored comes from.
 pub(crate) enum Store<'a, K, V> {
     /// A caller's `insert`: always the tenant's current generation.
@@ -193,20 +198,25 @@ impl<K, V> Inner<K, V> {
     pub(crate) fn finish(&self, removed: Removals<'_, K, V>) {
         // By reference, and all dropped at the end: moving each entry out
         // through the iterator costs more than the rest of this loop.
-        removed.for_each(|r| {
-            if let Some(listener) = &self.listener {
-                listener(
-                    &r.generation.tenant.id,
-                    &r.key,
-                    &r.value,
-                    RemovalCause::of(r.why),
-                );
-            }
-            let tenant = &r.generation.tenant;
-            if tenant.handles() == 0 && tenant.generation().is_some_and(|g| g.entries() == 0) {
-                self.registry.try_remove(tenant);
-            }
-        });
+        removed.for_each(|r| self.report(r));
+    }
+
+    /// Tells the listener of one removed entry, and lets its tenant go if
+    /// that was the last trace of an idle tenant.
+    #[inline]
+    fn report(&self, r: &Removed<'_, K, V>) {
+        if let Some(listener) = &self.listener {
+            listener(
+                &r.generation.tenant.id,
+                &r.key,
+                &r.value,
+                RemovalCause::of(r.why),
+            );
+        }
+        let tenant = &r.generation.tenant;
+        if tenant.handles() == 0 && tenant.generation().is_some_and(|g| g.entries() == 0) {
+            self.registry.try_remove(tenant);
+        }
     }
 
     pub(crate) fn invalidate_tenant(&self, state: &Arc<TenantState>) {
@@ -367,6 +377,7 @@ impl<K: Hash + Eq, V> Inner<K, V> {
     /// An entry heavier than a capacity: not admitted. The key's old value
     /// goes too, so a reader never sees the value the caller replaced.
     fn refuse(&self, state: &Arc<TenantState>, key: K, value: V, w: u64, from: Store<'_, K, V>) {
+        let now = self.time.now_stamp();
         let mut out = Removals::new();
         let tid = match from {
             Store::Insert => state.tid(),
@@ -385,8 +396,10 @@ impl<K: Hash + Eq, V> Inner<K, V> {
             // The refused value is newer than the one stored, unless
             // something newer still happened during the load.
             if !superseded {
-                if let Ok(Some(mut old)) = g.remove(state, hash as u32, tid, &key) {
-                    old.why = Why::Replaced;
+                if let Ok(Some(mut old)) = g.remove(state, hash as u32, tid, &key, now) {
+                    if old.why == Why::Invalidated {
+                        old.why = Why::Replaced;
+                    }
                     self.account(&old, &mut self.ledger(None));
                     out.push(old);
                 }
@@ -522,7 +535,9 @@ impl<K: Hash + Eq, V> Inner<K, V> {
         }
     }
 
-    pub(crate) fn invalidate<Q>(&self, state: &TenantState, key: &Q) -> bool
+    /// Removes the tenant's entry for `key`; returns its value if it was
+    /// live. An expired entry goes too, reported as expired.
+    pub(crate) fn remove<Q>(&self, state: &TenantState, key: &Q) -> Option<V>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
@@ -534,19 +549,21 @@ impl<K: Hash + Eq, V> Inner<K, V> {
             let tid = state.tid();
             let hash = self.hash(tid, key);
             let mut g = self.shard(hash).write();
-            if let Ok(removed) = g.remove(state, hash as u32, tid, key) {
+            if let Ok(removed) = g.remove(state, hash as u32, tid, key, now) {
                 self.reclaim(&mut g, now, &mut out);
                 break removed;
             }
         };
-        let found = removed.is_some();
-        if let Some(r) = removed {
-            self.account(&r, &mut ledger);
-            out.push(r);
+        if let Some(r) = &removed {
+            self.account(r, &mut ledger);
         }
         drop(ledger);
         self.finish(out);
-        found
+        // Told apart from the reclaimed entries so that its value can be
+        // handed back once the listener has seen it.
+        let r = removed?;
+        self.report(&r);
+        (r.why == Why::Invalidated).then_some(r.value)
     }
 
     /// Walks every shard and reclaims all entries of invalidated
@@ -564,6 +581,28 @@ impl<K: Hash + Eq, V> Inner<K, V> {
                 }
             }
             self.finish(out);
+        }
+    }
+
+    /// Walks every shard's slots, a run of `EXPIRY_SWEEP` per lock, and
+    /// removes the expired entries of live generations.
+    pub(crate) fn reclaim_expired(&self) {
+        if !self.times_written.load(Relaxed) {
+            return; // no entry has ever carried a time to live
+        }
+        let now = self.time.now_stamp();
+        for shard in self.shards.iter() {
+            let mut from = Some(0);
+            while let Some(start) = from {
+                let mut out = Removals::new();
+                from = shard
+                    .write()
+                    .remove_expired(start, EXPIRY_SWEEP, now, &mut out);
+                let mut ledger = self.ledger(None);
+                out.for_each(|r| self.account(r, &mut ledger));
+                drop(ledger);
+                self.finish(out);
+            }
         }
     }
 
@@ -705,7 +744,9 @@ impl<K, V> Cache<K, V> {
     }
 
     /// Entries resident, over all tenants. Entries dropped by
-    /// `invalidate_all` count until the cache reclaims them. Exact once
+    /// `invalidate_all` count until the cache reclaims them, and expired
+    /// ones until it removes them (see
+    /// [`reclaim_expired`](Cache::reclaim_expired)). Exact once
     /// writes have returned; a write in progress adds its changes when it
     /// finishes.
     pub fn entry_count(&self) -> u64 {
@@ -751,6 +792,42 @@ impl<K: Hash + Eq, V> Cache<K, V> {
     /// O(entries dropped + shards).
     pub fn reclaim_invalidated(&self) {
         self.inner.reclaim_all();
+    }
+
+    /// Removes now, on this thread, every entry whose time to live has
+    /// passed; the listener hears of each as
+    /// [`Expired`](crate::RemovalCause::Expired).
+    ///
+    /// An expired entry is never returned, but until it is removed it
+    /// keeps its memory and counts in [`entry_count`](Cache::entry_count)
+    /// and [`weighted_size`](Cache::weighted_size). The cache removes one
+    /// when eviction reaches it, when its key is written, invalidated or
+    /// removed, or here; so a cache that is not full keeps its expired
+    /// entries until this runs. Call it from a timer or a maintenance
+    /// thread when that matters. It visits every slot of every shard,
+    /// locking a shard for a run of at most 1,024 slots at a time, so
+    /// lookups and writes go on between runs. Entries dropped by
+    /// `invalidate_all` are left to
+    /// [`reclaim_invalidated`](Cache::reclaim_invalidated).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tenant_cache::{Cache, ManualClock};
+    ///
+    /// let clock = ManualClock::new();
+    /// let cache: Cache<u32, u32> = Cache::builder()
+    ///     .max_capacity(100)
+    ///     .time_to_live(Duration::from_secs(60))
+    ///     .clock(clock.clone())
+    ///     .build();
+    /// cache.tenant("a").insert(1, 1);
+    /// clock.advance(Duration::from_secs(61));
+    /// assert_eq!(cache.entry_count(), 1); // expired, not yet removed
+    /// cache.reclaim_expired();
+    /// assert_eq!((cache.entry_count(), cache.stats().expirations), (0, 1));
+    /// ```
+    pub fn reclaim_expired(&self) {
+        self.inner.reclaim_expired();
     }
 
     /// Checks the cache's internal invariants (queues against table,

@@ -15,9 +15,9 @@ pub enum RemovalCause {
     /// Removed to keep its tenant within `tenant_capacity`, or refused
     /// because it alone was heavier than `tenant_capacity`.
     TenantCapacity,
-    /// Removed by `invalidate` or `invalidate_all`. After `invalidate_all`
-    /// the listener hears of each entry when the cache reclaims it, which
-    /// happens incrementally after the call returns.
+    /// Removed by `invalidate`, `remove` or `invalidate_all`. After
+    /// `invalidate_all` the listener hears of each entry when the cache
+    /// reclaims it, which happens incrementally after the call returns.
     Invalidated,
     /// Its key was given a new value.
     Replaced,

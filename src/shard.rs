@@ -407,13 +407,16 @@ impl<K, V> ShardData<K, V> {
 
     /// Removes the key's entry, leaving a tombstone in its queue. `Err`
     /// if `tid` no longer belongs to `tenant` (read before a concurrent
-    /// `invalidate_all`): the caller retries with the current one.
+    /// `invalidate_all`): the caller retries with the current one. An
+    /// entry whose time to live had passed by `now` comes back as
+    /// `Why::Expired`, the others as `Why::Invalidated`.
     pub(crate) fn remove<Q>(
         &mut self,
         tenant: &TenantState,
         hash: u32,
         tid: u32,
         key: &Q,
+        now: u64,
     ) -> Result<Option<Removed<'static, K, V>>, Stale>
     where
         K: Borrow<Q>,
@@ -432,6 +435,42 @@ impl<K, V> ShardData<K, V> {
         let (Some(idx), Some(pos)) = (idx, pos) else {
             return Ok(None);
         };
+        let why = if self.slab.is_expired(idx, || now) {
+            Why::Expired
+        } else {
+            Why::Invalidated
+        };
+        Ok(Some(self.take(idx, pos, why)))
+    }
+
+    /// Removes the expired entries of live generations among slots
+    /// `from..from + budget`; returns the slot the next call starts at,
+    /// `None` once past the last. Entries of invalidated generations are
+    /// left for reclaiming, which reports them as invalidated.
+    pub(crate) fn remove_expired(
+        &mut self,
+        from: u32,
+        budget: u32,
+        now: u64,
+        out: &mut Removals<'_, K, V>,
+    ) -> Option<u32> {
+        let slots = self.slab.slots();
+        let end = slots.min(from.saturating_add(budget));
+        for idx in from..end {
+            if !self.slab.is_occupied(idx) || !self.slab.is_expired(idx, || now) {
+                continue;
+            }
+            let pos = self.queues.find(self.slab.get(idx).tid);
+            if let Some(pos) = pos.filter(|&p| !self.queues.list[p].generation.is_dead()) {
+                out.push(self.take(idx, pos, Why::Expired));
+            }
+        }
+        (end < slots).then_some(end)
+    }
+
+    /// Takes the entry at `idx`, of the queue at `pos`, out of the table
+    /// and the counts, leaving a tombstone in its queue.
+    fn take(&mut self, idx: u32, pos: usize, why: Why) -> Removed<'static, K, V> {
         let weight = self.slab.weight(idx);
         self.unindex(idx);
         let entry = self.slab.tombstone(idx);
@@ -441,14 +480,14 @@ impl<K, V> ShardData<K, V> {
         self.weight -= weight;
         self.tombstones += 1;
         self.maybe_compact();
-        Ok(Some(Removed {
+        Removed {
             generation,
             key: entry.key,
             value: entry.value,
             weight,
-            why: Why::Invalidated,
+            why,
             counted: true,
-        }))
+        }
     }
 
     #[inline]

@@ -158,6 +158,16 @@ impl<K, V> Slab<K, V> {
         }
     }
 
+    /// Slots allocated so far, in use or not.
+    pub(crate) fn slots(&self) -> u32 {
+        self.slots.len() as u32
+    }
+
+    /// Whether slot `idx` holds a live entry.
+    pub(crate) fn is_occupied(&self, idx: u32) -> bool {
+        matches!(self.slots[idx as usize], Slot::Occupied(_))
+    }
+
     pub(crate) fn is_tombstone(&self, idx: u32) -> bool {
         matches!(self.slots[idx as usize], Slot::Tombstone { .. })
     }

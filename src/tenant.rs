@@ -68,9 +68,10 @@ use crate::tenant_id::TenantId;
 ///   thread ran it. Its waiters return `Panicked` at once (`get_with`
 ///   waiters run the load themselves instead), and the next call loads
 ///   afresh: nothing stays locked or poisoned.
-/// - **Newer state wins.** An `insert`, `invalidate` or `invalidate_all`
-///   that happens while a load of that key is in flight wins: the load's
-///   result goes to its waiters but is not stored over the newer state.
+/// - **Newer state wins.** An `insert`, `invalidate`, `remove` or
+///   `invalidate_all` that happens while a load of that key is in flight
+///   wins: the load's result goes to its waiters but is not stored over the
+///   newer state.
 pub struct Tenant<K, V> {
     pub(crate) inner: Arc<Inner<K, V>>,
     pub(crate) state: Arc<TenantState>,
@@ -91,7 +92,8 @@ impl<K, V> Tenant<K, V> {
         self.state.stats()
     }
 
-    /// Entries this tenant holds.
+    /// Entries this tenant holds, counting expired ones not removed yet
+    /// (see [`Cache::reclaim_expired`](crate::Cache::reclaim_expired)).
     pub fn entry_count(&self) -> u64 {
         self.state.generation().map_or(0, |g| g.entries())
     }
@@ -189,13 +191,37 @@ impl<K: Hash + Eq, V> Tenant<K, V> {
             .store(&self.state, key, value, Some(ttl), Store::Insert);
     }
 
-    /// Removes this tenant's entry for `key`; returns whether there was one.
+    /// Removes this tenant's entry for `key`; returns whether it held a
+    /// live value. The listener hears of it as
+    /// [`Invalidated`](crate::RemovalCause::Invalidated), or as
+    /// [`Expired`](crate::RemovalCause::Expired) if its time to live had
+    /// passed (then this returns `false`, as [`contains`](Tenant::contains)
+    /// would have). A load of `key` in flight no longer installs its value.
     pub fn invalidate<Q>(&self, key: &Q) -> bool
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.inner.invalidate(&self.state, key)
+        self.inner.remove(&self.state, key).is_some()
+    }
+
+    /// Like [`invalidate`](Tenant::invalidate), and hands the live value
+    /// back instead of dropping it: `None` if there was none, or if it had
+    /// expired. The listener sees the value before it is returned.
+    ///
+    /// ```
+    /// let cache: tenant_cache::Cache<&str, String> = tenant_cache::Cache::new(10);
+    /// let t = cache.tenant("a");
+    /// t.insert("session", "token".to_string());
+    /// assert_eq!(t.remove("session").as_deref(), Some("token"));
+    /// assert_eq!(t.remove("session"), None);
+    /// ```
+    pub fn remove<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.inner.remove(&self.state, key)
     }
 }
 

@@ -10,9 +10,10 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
+use std::time::Duration;
 
 use loom::thread;
-use tenant_cache::{Cache, LoadError, Tenant};
+use tenant_cache::{Cache, LoadError, ManualClock, Tenant};
 
 fn cache() -> Cache<u32, u32> {
     Cache::builder().max_capacity(8).shards(1).build()
@@ -504,6 +505,33 @@ fn reclaim_invalidated_racing_an_insert_keeps_counts_exact() {
         cache.validate();
         assert_eq!(cache.tenant("a").get(&3), Some(3), "the live entry");
         assert_eq!(cache.entry_count(), 1, "only the live entry is left");
+    });
+}
+
+#[test]
+fn reclaim_expired_racing_a_rewrite_of_an_expired_key_counts_each_expiry_once() {
+    loom::model(|| {
+        let clock = ManualClock::new();
+        let cache: Cache<u32, u32> = Cache::builder()
+            .max_capacity(4)
+            .shards(2)
+            .time_to_live(Duration::from_secs(1))
+            .clock(clock.clone())
+            .build();
+        let a = cache.tenant("a");
+        a.insert(1, 1);
+        a.insert(next_key_in(&a, 1, 1 - shard_of(&a, 1)), 2);
+        clock.advance(Duration::from_secs(2));
+        let sweeper = cache.clone();
+        let writer = cache.tenant("a");
+        race(
+            move || sweeper.reclaim_expired(),
+            move || writer.insert(1, 10),
+        );
+        cache.validate();
+        assert_eq!(a.get(&1), Some(10), "the rewritten entry is live");
+        assert_eq!(cache.entry_count(), 1, "only the rewritten entry is left");
+        assert_eq!(a.stats().expirations, 2, "each expired value once");
     });
 }
 

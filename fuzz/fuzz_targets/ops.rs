@@ -28,6 +28,7 @@ enum Op {
     Get { tenant: u8, key: u8 },
     Contains { tenant: u8, key: u8 },
     Invalidate { tenant: u8, key: u8 },
+    Remove { tenant: u8, key: u8 },
     InvalidateTenant { tenant: u8 },
     InvalidateCache,
     GetWith { tenant: u8, key: u8, panics: bool },
@@ -36,6 +37,7 @@ enum Op {
     Refresh { tenant: u8, key: u8, loader: Loader },
     Advance { ms: u16 },
     Reclaim,
+    ReclaimExpired,
 }
 
 #[derive(Arbitrary, Debug)]
@@ -247,8 +249,15 @@ fuzz_target!(
             Op::Invalidate { tenant, key } => {
                 let t = tenant % tenants;
                 let removed = handles[t as usize].invalidate(&key);
-                let had = model.remove(&(t, key)).is_some();
-                assert!(!removed || had, "invalidate removed what the model lacks");
+                let was_live = live(&model, t, key, now_ms).is_some();
+                model.remove(&(t, key));
+                assert!(!removed || was_live, "invalidate removed what the model lacks");
+            }
+            Op::Remove { tenant, key } => {
+                let t = tenant % tenants;
+                let removed = handles[t as usize].remove(&key).map(|v| v.0);
+                check(&removed, live(&model, t, key, now_ms), "remove");
+                model.remove(&(t, key));
             }
             Op::InvalidateTenant { tenant } => {
                 let t = tenant % tenants;
@@ -346,6 +355,16 @@ fuzz_target!(
             Op::Reclaim => {
                 cache.reclaim_invalidated();
                 reclaimed = true;
+            }
+            Op::ReclaimExpired => {
+                cache.reclaim_expired();
+                // No value the model holds as its key's newest is still in
+                // the cache once expired.
+                for (&(t, k), &(v, expires)) in &model {
+                    if expires.is_some_and(|e| e <= now_ms) {
+                        assert_eq!(live_copies(v), 0, "{v} of ({t}, {k}) expired and held");
+                    }
+                }
             }
         }
         cache.validate();

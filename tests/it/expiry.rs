@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use tenant_cache::{Cache, ManualClock, RemovalCause};
+use tenant_cache::{Cache, ManualClock, RemovalCause, TenantId};
 
 use crate::support::{causes, recording};
 
@@ -141,4 +141,116 @@ fn a_huge_ttl_does_not_overflow() {
     t.insert_with_ttl(2, 2, Duration::MAX);
     clock.advance(Duration::from_secs(1 << 40));
     assert_eq!((t.get(&1), t.get(&2)), (Some(1), Some(2)));
+}
+
+#[test]
+fn invalidating_an_expired_entry_finds_nothing_and_reports_it_expired() {
+    let clock = ManualClock::new();
+    let (builder, heard) = recording(
+        Cache::<u32, u32>::builder()
+            .max_capacity(10)
+            .time_to_live(Duration::from_secs(1))
+            .clock(clock.clone()),
+    );
+    let cache = builder.build();
+    let t = cache.tenant("a");
+    t.insert(1, 1);
+    t.insert(2, 2);
+    clock.advance(Duration::from_secs(1));
+    assert!(!t.contains(&1));
+    assert!(!t.invalidate(&1), "an expired entry is not a live one");
+    assert_eq!(t.remove(&2), None, "an expired value is never handed back");
+    assert_eq!(causes(&heard), vec![RemovalCause::Expired; 2]);
+    let s = t.stats();
+    assert_eq!((s.expirations, s.invalidations, s.entry_count), (2, 0, 0));
+}
+
+#[test]
+fn reclaim_expired_removes_every_expired_entry_and_only_those() {
+    let clock = ManualClock::new();
+    let (builder, heard) = recording(
+        Cache::<u32, u32>::builder()
+            .max_capacity(10_000)
+            .shards(2)
+            .time_to_live(Duration::from_secs(10))
+            .clock(clock.clone()),
+    );
+    let cache = builder.build();
+    let (a, b) = (cache.tenant("a"), cache.tenant("b"));
+    // More entries per shard than one sweep run looks at.
+    for k in 0..3_000 {
+        a.insert(k, k);
+    }
+    a.insert_with_ttl(5_000, 5_000, Duration::from_secs(3_600));
+    clock.advance(Duration::from_secs(5));
+    for k in 0..1_000 {
+        b.insert(k, k);
+    }
+    a.insert(7, 70); // rewritten: its ten seconds start again
+    clock.advance(Duration::from_secs(6));
+    assert_eq!(cache.entry_count(), 4_001, "nothing is removed on its own");
+    cache.reclaim_expired();
+    cache.validate();
+    let (replaced, mut expired): (Vec<_>, Vec<_>) = heard
+        .lock()
+        .unwrap()
+        .drain(..)
+        .partition(|h| h.3 == RemovalCause::Replaced);
+    assert_eq!(
+        replaced,
+        [(TenantId::from("a"), 7, 7, RemovalCause::Replaced)]
+    );
+    expired.sort_unstable_by_key(|h| h.1);
+    let want: Vec<_> = (0..3_000)
+        .filter(|&k| k != 7)
+        .map(|k| (TenantId::from("a"), k, k, RemovalCause::Expired))
+        .collect();
+    assert_eq!(expired, want);
+    assert_eq!((a.entry_count(), b.entry_count()), (2, 1_000));
+    assert_eq!(
+        (a.get(&7), a.get(&5_000), b.get(&999)),
+        (Some(70), Some(5_000), Some(999))
+    );
+    assert_eq!(a.stats().expirations, 2_999);
+    cache.reclaim_expired();
+    assert!(
+        heard.lock().unwrap().is_empty(),
+        "a second sweep finds nothing"
+    );
+}
+
+#[test]
+fn reclaim_expired_leaves_invalidated_entries_to_be_reported_as_invalidated() {
+    let clock = ManualClock::new();
+    let (builder, heard) = recording(
+        Cache::<u32, u32>::builder()
+            .max_capacity(100)
+            .time_to_live(Duration::from_secs(1))
+            .clock(clock.clone()),
+    );
+    let cache = builder.build();
+    let t = cache.tenant("a");
+    t.insert(1, 1);
+    t.insert(2, 2);
+    t.invalidate_all();
+    clock.advance(Duration::from_secs(2));
+    cache.reclaim_expired();
+    assert!(causes(&heard).is_empty());
+    cache.reclaim_invalidated();
+    assert_eq!(causes(&heard), vec![RemovalCause::Invalidated; 2]);
+    assert_eq!(t.stats().expirations, 0);
+}
+
+#[test]
+fn reclaim_expired_keeps_entries_without_a_ttl() {
+    let (cache, clock) = cache_without_ttl();
+    let t = cache.tenant("a");
+    t.insert(1, 1);
+    clock.advance(Duration::from_secs(3_600));
+    cache.reclaim_expired();
+    t.insert_with_ttl(2, 2, Duration::from_secs(1));
+    clock.advance(Duration::from_secs(2));
+    cache.reclaim_expired();
+    assert_eq!((t.get(&1), t.get(&2), t.entry_count()), (Some(1), None, 1));
+    assert_eq!(t.stats().expirations, 1);
 }

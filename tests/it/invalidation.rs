@@ -3,6 +3,8 @@ use std::sync::Arc;
 
 use tenant_cache::{Cache, RemovalCause, TenantId};
 
+use crate::support::recording;
+
 #[test]
 fn invalidate_all_hides_every_entry_of_the_tenant_at_once_and_walks_none() {
     let calls = Arc::new(AtomicUsize::new(0));
@@ -134,6 +136,27 @@ fn invalidate_reports_whether_it_removed_something() {
     assert!(a.invalidate("x"));
     assert!(!a.invalidate("x"));
     assert_eq!(a.stats().invalidations, 1);
+}
+
+#[test]
+fn remove_hands_back_the_live_value_once_the_listener_has_seen_it() {
+    let (builder, heard) = recording(Cache::<u32, String>::builder().max_capacity(100));
+    let cache = builder.build();
+    let a = cache.tenant("a");
+    a.insert(1, "one".into());
+    a.insert(2, "two".into());
+    assert_eq!(a.remove(&1).as_deref(), Some("one"));
+    assert_eq!(a.remove(&1), None);
+    assert_eq!(a.get(&1), None);
+    assert_eq!(a.get(&2).as_deref(), Some("two"));
+    let heard = heard.lock().unwrap();
+    assert_eq!(heard.len(), 1);
+    assert_eq!(
+        (&heard[0].0, heard[0].1, heard[0].2.as_str(), heard[0].3),
+        (&TenantId::from("a"), 1, "one", RemovalCause::Invalidated)
+    );
+    let s = a.stats();
+    assert_eq!((s.invalidations, s.entry_count), (1, 1));
 }
 
 #[test]

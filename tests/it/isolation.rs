@@ -30,6 +30,10 @@ fn a_tenant_cannot_invalidate_another_tenants_entries() {
     b.insert(1, 20);
     assert!(b.invalidate(&1));
     assert!(!b.invalidate(&1));
+    assert_eq!(b.remove(&1), None);
+    assert_eq!(a.get(&1), Some(10));
+    b.insert(1, 22);
+    assert_eq!(b.remove(&1), Some(22));
     assert_eq!(a.get(&1), Some(10));
     b.insert(1, 21);
     b.invalidate_all();
