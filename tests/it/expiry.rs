@@ -1,8 +1,8 @@
 use std::time::Duration;
 
-use tenant_cache::{Cache, ManualClock, RemovalCause, TenantId};
+use tenant_cache::{Cache, CacheBuilder, ManualClock, RemovalCause, TenantId};
 
-use crate::support::{causes, recording};
+use crate::support::{causes, recording, Heard};
 
 fn cache_with_ttl(ttl: Duration) -> (Cache<u32, u32>, ManualClock) {
     let clock = ManualClock::new();
@@ -12,6 +12,13 @@ fn cache_with_ttl(ttl: Duration) -> (Cache<u32, u32>, ManualClock) {
         .clock(clock.clone())
         .build();
     (cache, clock)
+}
+
+/// A cache from `builder` on a manual clock, every removal recorded.
+fn recorded(builder: CacheBuilder<u32, u32>) -> (Cache<u32, u32>, ManualClock, Heard<u32, u32>) {
+    let clock = ManualClock::new();
+    let (builder, heard) = recording(builder.clock(clock.clone()));
+    (builder.build(), clock, heard)
 }
 
 fn cache_without_ttl() -> (Cache<u32, u32>, ManualClock) {
@@ -95,15 +102,12 @@ fn rewriting_an_entry_restarts_its_ttl() {
 
 #[test]
 fn expired_entries_are_reported_as_expired_when_removed() {
-    let clock = ManualClock::new();
-    let (builder, heard) = recording(
-        Cache::<u32, u32>::builder()
+    let (cache, clock, heard) = recorded(
+        Cache::builder()
             .max_capacity(4)
             .shards(1)
-            .time_to_live(Duration::from_secs(1))
-            .clock(clock.clone()),
+            .time_to_live(Duration::from_secs(1)),
     );
-    let cache = builder.build();
     let t = cache.tenant("a");
     t.insert(1, 1);
     t.insert(2, 2);
@@ -145,14 +149,11 @@ fn a_huge_ttl_does_not_overflow() {
 
 #[test]
 fn invalidating_an_expired_entry_finds_nothing_and_reports_it_expired() {
-    let clock = ManualClock::new();
-    let (builder, heard) = recording(
-        Cache::<u32, u32>::builder()
+    let (cache, clock, heard) = recorded(
+        Cache::builder()
             .max_capacity(10)
-            .time_to_live(Duration::from_secs(1))
-            .clock(clock.clone()),
+            .time_to_live(Duration::from_secs(1)),
     );
-    let cache = builder.build();
     let t = cache.tenant("a");
     t.insert(1, 1);
     t.insert(2, 2);
@@ -167,15 +168,12 @@ fn invalidating_an_expired_entry_finds_nothing_and_reports_it_expired() {
 
 #[test]
 fn reclaim_expired_removes_every_expired_entry_and_only_those() {
-    let clock = ManualClock::new();
-    let (builder, heard) = recording(
-        Cache::<u32, u32>::builder()
+    let (cache, clock, heard) = recorded(
+        Cache::builder()
             .max_capacity(10_000)
             .shards(2)
-            .time_to_live(Duration::from_secs(10))
-            .clock(clock.clone()),
+            .time_to_live(Duration::from_secs(10)),
     );
-    let cache = builder.build();
     let (a, b) = (cache.tenant("a"), cache.tenant("b"));
     // More entries per shard than one sweep run looks at.
     for k in 0..3_000 {
@@ -221,14 +219,11 @@ fn reclaim_expired_removes_every_expired_entry_and_only_those() {
 
 #[test]
 fn reclaim_expired_leaves_invalidated_entries_to_be_reported_as_invalidated() {
-    let clock = ManualClock::new();
-    let (builder, heard) = recording(
-        Cache::<u32, u32>::builder()
+    let (cache, clock, heard) = recorded(
+        Cache::builder()
             .max_capacity(100)
-            .time_to_live(Duration::from_secs(1))
-            .clock(clock.clone()),
+            .time_to_live(Duration::from_secs(1)),
     );
-    let cache = builder.build();
     let t = cache.tenant("a");
     t.insert(1, 1);
     t.insert(2, 2);
