@@ -585,19 +585,28 @@ impl<K: Hash + Eq, V> Inner<K, V> {
     }
 
     /// Walks every shard's slots, a run of `EXPIRY_SWEEP` per lock, and
-    /// removes the expired entries of live generations.
+    /// removes the expired entries of live generations that the builder's
+    /// stale-if-error window no longer covers.
     pub(crate) fn reclaim_expired(&self) {
         if !self.times_written.load(Relaxed) {
             return; // no entry has ever carried a time to live
         }
         let now = self.time.now_stamp();
+        // A load that fails may serve a value that expired up to `window`
+        // ago (`expires_at >= now - window`): only older ones go.
+        let expired_by = match self.load.stale_if_error {
+            Some(window) => now
+                .saturating_sub(u64::try_from(window.as_nanos()).unwrap_or(u64::MAX))
+                .saturating_sub(1),
+            None => now,
+        };
         for shard in self.shards.iter() {
             let mut from = Some(0);
             while let Some(start) = from {
                 let mut out = Removals::new();
                 from = shard
                     .write()
-                    .remove_expired(start, EXPIRY_SWEEP, now, &mut out);
+                    .remove_expired(start, EXPIRY_SWEEP, expired_by, &mut out);
                 let mut ledger = self.ledger(None);
                 out.for_each(|r| self.account(r, &mut ledger));
                 drop(ledger);
@@ -804,7 +813,13 @@ impl<K: Hash + Eq, V> Cache<K, V> {
     /// when eviction reaches it, when its key is written, invalidated or
     /// removed, or here; so a cache that is not full keeps its expired
     /// entries until this runs. Call it from a timer or a maintenance
-    /// thread when that matters. It visits every slot of every shard,
+    /// thread when that matters.
+    ///
+    /// With [`stale_if_error`](crate::CacheBuilder::stale_if_error) set,
+    /// an entry stays until it has been expired for longer than that
+    /// window, so a failing load can still serve it; a request's own
+    /// longer window finds it only if nothing removed it before. It visits
+    /// every slot of every shard,
     /// locking a shard for a run of at most 1,024 slots at a time, so
     /// lookups and writes go on between runs. Entries dropped by
     /// `invalidate_all` are left to

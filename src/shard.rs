@@ -443,21 +443,22 @@ impl<K, V> ShardData<K, V> {
         Ok(Some(self.take(idx, pos, why)))
     }
 
-    /// Removes the expired entries of live generations among slots
-    /// `from..from + budget`; returns the slot the next call starts at,
-    /// `None` once past the last. Entries of invalidated generations are
-    /// left for reclaiming, which reports them as invalidated.
+    /// Removes the entries of live generations that had expired by
+    /// `expired_by` among slots `from..from + budget`; returns the slot the
+    /// next call starts at, `None` once past the last. Entries of
+    /// invalidated generations are left for reclaiming, which reports them
+    /// as invalidated.
     pub(crate) fn remove_expired(
         &mut self,
         from: u32,
         budget: u32,
-        now: u64,
+        expired_by: u64,
         out: &mut Removals<'_, K, V>,
     ) -> Option<u32> {
         let slots = self.slab.slots();
         let end = slots.min(from.saturating_add(budget));
         for idx in from..end {
-            if !self.slab.is_occupied(idx) || !self.slab.is_expired(idx, || now) {
+            if !self.slab.is_occupied(idx) || !self.slab.is_expired(idx, || expired_by) {
                 continue;
             }
             let pos = self.queues.find(self.slab.get(idx).tid);

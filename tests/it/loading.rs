@@ -419,6 +419,33 @@ fn a_failed_load_serves_a_value_expired_within_the_stale_window() {
 }
 
 #[test]
+fn reclaim_expired_keeps_a_value_the_stale_window_still_covers() {
+    let (cache, clock) = stale_cache();
+    let t = cache.tenant("a");
+    t.insert(1, "old".into());
+    t.insert(2, "older".into());
+    clock.advance(Duration::from_secs(70)); // both expired 60 s ago: the window's edge
+    cache.reclaim_expired();
+    assert_eq!(
+        t.entry_count(),
+        2,
+        "a sweep keeps what a failed load may serve"
+    );
+    let r = t.try_get_with(1, |_| Err::<String, _>("down"));
+    assert_eq!(r.unwrap(), "old");
+    clock.advance(Duration::from_nanos(1));
+    cache.reclaim_expired();
+    assert_eq!(
+        t.entry_count(),
+        0,
+        "past the window, the sweep removes them"
+    );
+    assert_eq!(t.stats().expirations, 2);
+    let r = t.try_get_with(2, |_| Err::<String, _>("down"));
+    assert!(r.unwrap_err().is_failed());
+}
+
+#[test]
 fn a_request_sets_its_own_stale_window_and_zero_turns_the_builders_off() {
     let (cache, clock) = stale_cache();
     let t = cache.tenant("a");
