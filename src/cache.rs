@@ -818,12 +818,13 @@ impl<K: Hash + Eq, V> Cache<K, V> {
     /// With [`stale_if_error`](crate::CacheBuilder::stale_if_error) set,
     /// an entry stays until it has been expired for longer than that
     /// window, so a failing load can still serve it; a request's own
-    /// longer window finds it only if nothing removed it before. It visits
-    /// every slot of every shard,
-    /// locking a shard for a run of at most 1,024 slots at a time, so
-    /// lookups and writes go on between runs. Entries dropped by
-    /// `invalidate_all` are left to
+    /// longer window finds it only if nothing removed it before. Entries
+    /// dropped by `invalidate_all` are left to
     /// [`reclaim_invalidated`](Cache::reclaim_invalidated).
+    ///
+    /// O(slots): it visits every slot of every shard, locking a shard for
+    /// a run of at most 1,024 slots at a time, so lookups and writes go on
+    /// between runs.
     ///
     /// ```
     /// use std::time::Duration;
