@@ -1,6 +1,7 @@
 //! Baseline micro-benchmarks of tenant-cache alone (criterion):
 //! hits, get-or-insert on Zipf keys, `tenant()` lookups, a hit through
-//! `try_get_with` next to a plain `get`, and a 64-thread miss storm.
+//! `try_get_with` next to a plain `get`, a 64-thread miss storm, and
+//! `Cache::reclaim_expired` over a million entries.
 //!
 //! Run: `cargo bench --bench core`
 
@@ -14,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use common::Zipf;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use tenant_cache::Cache;
+use tenant_cache::{Cache, ManualClock};
 
 fn hits(c: &mut Criterion) {
     let cache: Cache<u64, u64> = Cache::new(200_000);
@@ -123,5 +124,54 @@ fn miss_storm(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, hits, get_or_insert, tenant_lookup, miss_storm);
+fn reclaim_expired(c: &mut Criterion) {
+    const ENTRIES: u64 = 1_000_000;
+    let mut g = c.benchmark_group("reclaim_expired_1m_entries");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(ENTRIES));
+    for (name, expired) in [
+        ("none_expired", 0),
+        ("half_expired", ENTRIES / 2),
+        ("all_expired", ENTRIES),
+    ] {
+        g.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    // Filling the cache is outside the measurement.
+                    let clock = ManualClock::new();
+                    let cache: Cache<u64, u64> = Cache::builder()
+                        .max_capacity(ENTRIES)
+                        .time_to_live(Duration::from_secs(60))
+                        .clock(clock.clone())
+                        .build();
+                    let t = cache.tenant("bench");
+                    for k in 0..expired {
+                        t.insert(k, k);
+                    }
+                    clock.advance(Duration::from_secs(30));
+                    for k in expired..ENTRIES {
+                        t.insert(k, k);
+                    }
+                    clock.advance(Duration::from_secs(31));
+                    let start = Instant::now();
+                    cache.reclaim_expired();
+                    total += start.elapsed();
+                    assert_eq!(cache.entry_count(), ENTRIES - expired);
+                }
+                total
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    hits,
+    get_or_insert,
+    tenant_lookup,
+    miss_storm,
+    reclaim_expired
+);
 criterion_main!(benches);

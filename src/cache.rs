@@ -33,9 +33,8 @@ pub(crate) type Listener<K, V> = Box<dyn Fn(&TenantId, &K, &V, RemovalCause) + S
 /// by `invalidate_all` is given back a little at a time.
 const RECLAIM_BUDGET: usize = 4;
 
-/// Slots `Cache::reclaim_expired` looks at per shard lock: short enough
-/// that the lookups queued behind it wait microseconds, not the length of
-/// the whole shard.
+/// Slots `Cache::reclaim_expired` looks at per shard lock: lookups queued
+/// behind the sweep wait for one run, not for the whole shard.
 const EXPIRY_SWEEP: u32 = 1024;
 
 /// Where a value being stored comes from.
