@@ -105,8 +105,9 @@ impl Drop for Counted {
 /// What the listener heard: tenant, value id, cause.
 type Heard = Arc<Mutex<Vec<(u64, u64, RemovalCause)>>>;
 
-/// Four threads inserting, loading, refreshing, invalidating and expiring
-/// entries of `tenants` tenants at both caps for 0.7 s, then reclaiming
+/// Four threads inserting, loading, refreshing, invalidating, removing,
+/// expiring and sweeping out expired entries of `tenants` tenants at both
+/// caps for 0.7 s, then reclaiming
 /// what `invalidate_all` dropped; `invalidate_all` is `drops` of every 100
 /// operations. Each operation takes a fresh handle, so unless the caller
 /// holds handles of its own, idle tenants are forgotten and come back
@@ -152,7 +153,9 @@ fn race_writers(
                         85..=89 => {
                             drop(t.refresh(key, |_| Ok::<_, ()>(Counted::new(id, tenant, live))))
                         }
-                        90..=97 => drop(t.invalidate(&key)),
+                        90..=94 => drop(t.invalidate(&key)),
+                        95..=96 => drop(t.remove(&key)),
+                        97 => cache.reclaim_expired(),
                         _ => clock.advance(Duration::from_millis(5)),
                     }
                 }
