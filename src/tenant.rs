@@ -98,8 +98,9 @@ impl<K, V> Tenant<K, V> {
         self.state.generation().map_or(0, |g| g.entries())
     }
 
-    /// Weight this tenant holds; never more than the cache's
-    /// `tenant_capacity` once an insert has returned.
+    /// Weight this tenant holds, expired entries not removed yet
+    /// included; never more than the cache's `tenant_capacity` once an
+    /// insert has returned.
     pub fn weighted_size(&self) -> u64 {
         self.state.generation().map_or(0, |g| g.weight())
     }
