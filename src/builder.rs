@@ -10,6 +10,7 @@ use crate::cache::{Cache, Config, Inner, Listener, Weigher};
 use crate::clock::{Clock, Time};
 use crate::listener::RemovalCause;
 use crate::load::{LoadDefaults, Retry};
+use crate::registry::CapOf;
 use crate::tenant_id::TenantId;
 
 /// Most shards a cache can have.
@@ -64,6 +65,7 @@ pub const ENTRIES_PER_SHARD: usize = 64;
 pub struct CacheBuilder<K, V> {
     max_capacity: u64,
     tenant_capacity: Option<u64>,
+    tenant_caps: Option<CapOf>,
     ttl: Option<Duration>,
     weigher: Option<Weigher<K, V>>,
     listener: Option<Listener<K, V>>,
@@ -80,6 +82,7 @@ impl<K, V> fmt::Debug for CacheBuilder<K, V> {
         f.debug_struct("CacheBuilder")
             .field("max_capacity", &self.max_capacity)
             .field("tenant_capacity", &self.tenant_capacity)
+            .field("tenant_capacity_by", &self.tenant_caps.is_some())
             .field("time_to_live", &self.ttl)
             .field("weigher", &self.weigher.is_some())
             .field("eviction_listener", &self.listener.is_some())
@@ -104,6 +107,7 @@ impl<K, V> CacheBuilder<K, V> {
         Self {
             max_capacity: u64::MAX,
             tenant_capacity: None,
+            tenant_caps: None,
             ttl: None,
             weigher: None,
             listener: None,
@@ -127,6 +131,42 @@ impl<K, V> CacheBuilder<K, V> {
     /// room by evicting its own entries, never another tenant's.
     pub fn tenant_capacity(mut self, tenant_capacity: u64) -> Self {
         self.tenant_capacity = Some(tenant_capacity);
+        self
+    }
+
+    /// Gives some tenants a cap of their own: `cap_of` is asked for a
+    /// tenant's cap when the cache first meets the tenant, and again when
+    /// it meets it after forgetting it (a tenant with no handle and no
+    /// entry is forgotten); `None` leaves the tenant at
+    /// [`tenant_capacity`](CacheBuilder::tenant_capacity). A cap stays as
+    /// it was decided while the cache remembers the tenant. Each tenant
+    /// keeps within its own cap the way every tenant keeps within
+    /// `tenant_capacity`, and all of them within `max_capacity`.
+    ///
+    /// `cap_of` runs on the thread that calls [`Cache::tenant`], with no
+    /// lock held; a panic in it goes to that caller.
+    ///
+    /// ```
+    /// use tenant_cache::{Cache, TenantId};
+    ///
+    /// let cache: Cache<u32, u32> = Cache::builder()
+    ///     .max_capacity(1_000)
+    ///     .tenant_capacity(100)
+    ///     .tenant_capacity_by(|id: &TenantId| (id.as_str() == Some("premium")).then_some(500))
+    ///     .build();
+    /// let (premium, basic) = (cache.tenant("premium"), cache.tenant("basic"));
+    /// for k in 0..1_000 {
+    ///     premium.insert(k, k);
+    ///     basic.insert(k, k);
+    /// }
+    /// assert_eq!((premium.capacity(), basic.capacity()), (500, 100));
+    /// assert_eq!((premium.entry_count(), basic.entry_count()), (500, 100));
+    /// ```
+    pub fn tenant_capacity_by(
+        mut self,
+        cap_of: impl Fn(&TenantId) -> Option<u64> + Send + Sync + 'static,
+    ) -> Self {
+        self.tenant_caps = Some(Arc::new(cap_of));
         self
     }
 
@@ -253,6 +293,7 @@ where
         let config = Config {
             max_capacity: self.max_capacity,
             tenant_capacity: self.tenant_capacity.unwrap_or(self.max_capacity),
+            tenant_caps: self.tenant_caps,
             ttl: self.ttl,
             weigher: self.weigher,
             listener: self.listener,

@@ -16,7 +16,7 @@ use crate::ledger::{Ledger, Totals};
 use crate::listener::RemovalCause;
 use crate::load::flight::Flight;
 use crate::load::LoadDefaults;
-use crate::registry::{Generation, Registry, TenantState};
+use crate::registry::{CapOf, Caps, Generation, Registry, TenantState};
 use crate::removals::Removals;
 use crate::shard::{Owner, Removed, ShardData, Upsert, Why};
 use crate::slab::Times;
@@ -82,6 +82,7 @@ pub(crate) struct Inner<K, V> {
 pub(crate) struct Config<K, V> {
     pub(crate) max_capacity: u64,
     pub(crate) tenant_capacity: u64,
+    pub(crate) tenant_caps: Option<CapOf>,
     pub(crate) ttl: Option<Duration>,
     pub(crate) weigher: Option<Weigher<K, V>>,
     pub(crate) listener: Option<Listener<K, V>>,
@@ -111,7 +112,10 @@ impl<K, V> Inner<K, V> {
             name: Arc::from(c.name),
             metrics_per_tenant: c.metrics_per_tenant,
             totals: CachePadded::new(Totals::default()),
-            registry: Registry::new(),
+            registry: Registry::with_caps(Caps {
+                default: c.tenant_capacity,
+                by_tenant: c.tenant_caps,
+            }),
             load: c.load,
             track_times,
             times_written: AtomicBool::new(track_times),
@@ -320,7 +324,7 @@ impl<K: Hash + Eq, V> Inner<K, V> {
     ) -> bool {
         let weight = self.weigh(&key, &value);
         let w = u64::from(weight);
-        if w > self.max_capacity || w > self.tenant_capacity {
+        if w > self.max_capacity || w > state.capacity {
             self.refuse(state, key, value, w, from);
             return false;
         }
@@ -455,7 +459,7 @@ impl<K: Hash + Eq, V> Inner<K, V> {
         let mut guard = Some(guard);
         let mut turn = None;
         loop {
-            let (cap, trimming) = (self.tenant_capacity, turn.is_some());
+            let (cap, trimming) = (generation.tenant.capacity, turn.is_some());
             self.evict_while(
                 &mut shard,
                 &mut guard,
@@ -498,7 +502,8 @@ impl<K: Hash + Eq, V> Inner<K, V> {
     }
 
     fn within_caps(&self, generation: &Generation) -> bool {
-        generation.weight() <= self.tenant_capacity && self.weighted_size() <= self.max_capacity
+        generation.weight() <= generation.tenant.capacity
+            && self.weighted_size() <= self.max_capacity
     }
 
     /// Evicts with `evict` while `over` says the ledger's view is over a
@@ -771,7 +776,9 @@ impl<K, V> Cache<K, V> {
         self.inner.max_capacity
     }
 
-    /// The most weight one tenant holds.
+    /// The most weight one tenant holds, unless
+    /// [`tenant_capacity_by`](CacheBuilder::tenant_capacity_by) gives it a
+    /// cap of its own ([`Tenant::capacity`] tells).
     pub fn tenant_capacity(&self) -> u64 {
         self.inner.tenant_capacity
     }

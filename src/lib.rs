@@ -4,7 +4,8 @@
 //! - **Tenant isolation through handles.** [`Cache::tenant`] returns a
 //!   [`Tenant`]; every operation through it is scoped to that tenant. No
 //!   tenant sees, overwrites or invalidates another's entries. A per-tenant
-//!   cap ([`CacheBuilder::tenant_capacity`]) stops a noisy neighbour from
+//!   cap ([`CacheBuilder::tenant_capacity`], or a tenant's own from
+//!   [`CacheBuilder::tenant_capacity_by`]) stops a noisy neighbour from
 //!   flushing the others, and [`Tenant::invalidate_all`] is O(1).
 //! - **Single-flight loads with deadlines.** [`Tenant::get_with`],
 //!   [`Tenant::try_get_with`], [`Tenant::load`] and [`Tenant::refresh`]

@@ -140,6 +140,8 @@ impl Generation {
 /// Everything the cache keeps about one tenant.
 pub(crate) struct TenantState {
     pub(crate) id: TenantId,
+    /// The most weight this tenant holds, decided when its state is made.
+    pub(crate) capacity: u64,
     hash: u64,
     /// The current generation's tid, read on every lookup.
     tid: AtomicU32,
@@ -256,6 +258,28 @@ pub(crate) struct Registry {
     /// is dropped, after the last of those; until then `totals()` reads
     /// them here.
     forgotten: Mutex<Forgotten>,
+    caps: Caps,
+}
+
+/// A tenant's own cap, if it has one, from the builder's
+/// `tenant_capacity_by`.
+pub(crate) type CapOf = Arc<dyn Fn(&TenantId) -> Option<u64> + Send + Sync>;
+
+/// How each tenant's cap is decided.
+#[derive(Clone, Default)]
+pub(crate) struct Caps {
+    /// Of tenants that `by_tenant` gives none.
+    pub(crate) default: u64,
+    pub(crate) by_tenant: Option<CapOf>,
+}
+
+impl Caps {
+    fn of(&self, id: &TenantId) -> u64 {
+        self.by_tenant
+            .as_ref()
+            .and_then(|cap_of| cap_of(id))
+            .unwrap_or(self.default)
+    }
 }
 
 #[derive(Default)]
@@ -275,7 +299,16 @@ impl std::fmt::Debug for Registry {
 }
 
 impl Registry {
+    /// A registry whose tenants may hold any weight.
+    #[cfg(test)]
     pub(crate) fn new() -> Self {
+        Self::with_caps(Caps {
+            default: u64::MAX,
+            by_tenant: None,
+        })
+    }
+
+    pub(crate) fn with_caps(caps: Caps) -> Self {
         Self {
             shards: (0..REGISTRY_SHARDS)
                 .map(|_| RwLock::new(HashTable::new()))
@@ -285,6 +318,7 @@ impl Registry {
             deaths: AtomicU64::new(0),
             totals: Arc::new(Counters::new()),
             forgotten: Mutex::new(Forgotten::default()),
+            caps,
         }
     }
 
@@ -306,13 +340,19 @@ impl Registry {
                 return state.clone();
             }
         }
+        // The cap may come from user code: decided before locking, so that
+        // code never runs under the registry's lock.
+        let id = key.into_owned();
+        let capacity = self.caps.of(&id);
+        let eq = |s: &Arc<TenantState>| s.id == id;
         let mut table = shard.write();
         if let Some(state) = table.find(hash, eq) {
             state.handles.fetch_add(1, Relaxed);
             return state.clone();
         }
         let state = Arc::new(TenantState {
-            id: key.into_owned(),
+            id,
+            capacity,
             hash,
             tid: AtomicU32::new(0),
             current: Mutex::new(None),

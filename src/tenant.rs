@@ -87,6 +87,13 @@ impl<K, V> Tenant<K, V> {
         &self.state.id
     }
 
+    /// The most weight this tenant holds: its own cap from
+    /// [`tenant_capacity_by`](crate::CacheBuilder::tenant_capacity_by), or
+    /// the cache's [`tenant_capacity`](crate::Cache::tenant_capacity).
+    pub fn capacity(&self) -> u64 {
+        self.state.capacity
+    }
+
     /// This tenant's counters, entries and weight.
     pub fn stats(&self) -> Stats {
         self.state.stats()
@@ -99,8 +106,8 @@ impl<K, V> Tenant<K, V> {
     }
 
     /// Weight this tenant holds, expired entries not removed yet
-    /// included; never more than the cache's `tenant_capacity` once an
-    /// insert has returned.
+    /// included; never more than its [`capacity`](Tenant::capacity) once
+    /// an insert has returned.
     pub fn weighted_size(&self) -> u64 {
         self.state.generation().map_or(0, |g| g.weight())
     }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use loom::thread;
-use tenant_cache::{Cache, LoadError, ManualClock, Tenant};
+use tenant_cache::{Cache, LoadError, ManualClock, Tenant, TenantId};
 
 fn cache() -> Cache<u32, u32> {
     Cache::builder().max_capacity(8).shards(1).build()
@@ -472,6 +472,37 @@ fn a_tenant_at_its_cap_racing_another_evicts_only_its_own_entries() {
             1,
             "a holds one of its own entries"
         );
+    });
+}
+
+#[test]
+fn tenants_with_caps_of_their_own_racing_each_evict_only_down_to_their_own() {
+    loom::model(|| {
+        let cache: Cache<u32, u32> = Cache::builder()
+            .max_capacity(3)
+            .tenant_capacity(1)
+            .tenant_capacity_by(|id: &TenantId| (id.as_str() == Some("b")).then_some(2))
+            .shards(2)
+            .build();
+        cache.tenant("a").insert(7, 7);
+        cache.tenant("b").insert(5, 5);
+        let (a, b) = (cache.tenant("a"), cache.tenant("b"));
+        race(
+            move || a.insert(1, 1),
+            move || {
+                b.insert(1, 2);
+                b.insert(2, 2);
+            },
+        );
+        cache.validate();
+        let (a, b) = (cache.tenant("a"), cache.tenant("b"));
+        assert_eq!(
+            (a.entry_count(), b.entry_count()),
+            (1, 2),
+            "each at its own cap"
+        );
+        assert!(matches!(a.get(&1), None | Some(1)), "b's value under a");
+        assert!(matches!(b.get(&1), None | Some(2)), "a's value under b");
     });
 }
 

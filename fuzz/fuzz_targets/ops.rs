@@ -45,6 +45,8 @@ struct Input {
     tenants: u8,
     max_capacity: u8,
     tenant_capacity: u8,
+    /// Caps of each tenant's own (16 and above: the default).
+    own_caps: Option<[u8; 4]>,
     two_shards: bool,
     weighted: bool,
     ttl_ms: Option<u16>,
@@ -168,12 +170,22 @@ fuzz_target!(
     let tenants = input.tenants % 3 + 2;
     let max_capacity = u64::from(input.max_capacity % 16);
     let tenant_capacity = u64::from(input.tenant_capacity % 16);
+    let own_cap = move |t: u8| {
+        let cap = input.own_caps?[usize::from(t % 4)] % 20;
+        (cap < 16).then_some(u64::from(cap))
+    };
+    let cap_of = |t: u8| own_cap(t).unwrap_or(tenant_capacity);
     let clock = ManualClock::new();
     let mut builder = Cache::<u8, Tracked>::builder()
         .max_capacity(max_capacity)
         .tenant_capacity(tenant_capacity)
         .shards(if input.two_shards { 2 } else { 1 })
         .clock(clock.clone());
+    if input.own_caps.is_some() {
+        builder = builder.tenant_capacity_by(move |t: &TenantId| {
+            own_cap(u8::try_from(t.as_u64()?).ok()?)
+        });
+    }
     let heard: Heard = Arc::default();
     let log = heard.clone();
     builder = builder.eviction_listener(move |t: &TenantId, k: &u8, v: &Tracked, cause| {
@@ -200,7 +212,7 @@ fuzz_target!(
     let mut causes: HashMap<(u8, RemovalCause), u64> = HashMap::new();
     let mut stored_and_gone: HashMap<u8, u64> = HashMap::new();
     let weight = |v: u32| if input.weighted { u64::from(weight_of(v)) } else { 1 };
-    let refused = |v: u32| weight(v) > max_capacity || weight(v) > tenant_capacity;
+    let refused = |v: u32, t: u8| weight(v) > max_capacity || weight(v) > cap_of(t);
 
     let expiry = |ttl: Option<u64>, now: u64| ttl.map(|ms| now + ms);
     let live = |model: &Model, t: u8, k: u8, now: u64| {
@@ -369,8 +381,9 @@ fuzz_target!(
         }
         cache.validate();
         assert!(cache.weighted_size() <= max_capacity, "over max_capacity");
-        for h in &handles {
-            assert!(h.weighted_size() <= tenant_capacity, "over tenant_capacity");
+        for (t, h) in (0..tenants).zip(&handles) {
+            assert_eq!(h.capacity(), cap_of(t), "tenant {t}'s cap");
+            assert!(h.weighted_size() <= cap_of(t), "tenant {t} over its cap");
         }
         let s = cache.stats();
         assert_eq!(s.hits + s.misses, lookups, "hits + misses != lookups");
@@ -393,7 +406,7 @@ fuzz_target!(
             assert!(reported.insert(v), "{cause:?} of {v}: reported twice");
             assert_eq!(live_copies(v), 0, "{cause:?} of {v}: still held");
             *causes.entry((origin.tenant, cause)).or_default() += 1;
-            if !refused(v) {
+            if !refused(v, origin.tenant) {
                 *stored_and_gone.entry(origin.tenant).or_default() += 1;
             }
         }

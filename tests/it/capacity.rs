@@ -1,8 +1,8 @@
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
 
-use tenant_cache::{Cache, CacheBuilder, RemovalCause};
+use tenant_cache::{Cache, CacheBuilder, RemovalCause, Tenant, TenantId};
 
 use crate::support::{causes, recording};
 
@@ -324,4 +324,92 @@ fn entries_of_weight_zero_take_no_capacity() {
         );
     }
     assert_eq!(cache.weighted_size(), 3, "the tenant is full at its cap");
+}
+
+#[test]
+fn tenants_with_caps_of_their_own_each_keep_within_them() {
+    let (builder, heard) = recording(
+        weighed_by_value(1_000)
+            .tenant_capacity(20)
+            .tenant_capacity_by(|id: &TenantId| match id.as_str() {
+                Some("big") => Some(200),
+                Some("tiny") => Some(3),
+                _ => None,
+            }),
+    );
+    let cache = builder.build();
+    let names = ["big", "tiny", "plain"];
+    let tenants: Vec<_> = names.iter().map(|n| cache.tenant(*n)).collect();
+    let caps: Vec<u64> = tenants.iter().map(|t| t.capacity()).collect();
+    assert_eq!(caps, [200, 3, 20]);
+    thread::scope(|s| {
+        for t in &tenants {
+            for n in 0..2u32 {
+                s.spawn(move || {
+                    for k in 0..5_000 {
+                        t.insert(n * 10_000 + k, 1);
+                        assert!(t.weighted_size() <= t.capacity() + 1, "far over its cap");
+                    }
+                });
+            }
+        }
+    });
+    let held: Vec<u64> = tenants.iter().map(|t| t.weighted_size()).collect();
+    assert_eq!(held, [200, 3, 20], "each tenant fills to its own cap");
+    // A value lighter than the default cap but heavier than tiny's own is
+    // refused by tiny alone (a refused value is not counted as inserted).
+    let inserts = |t: &Tenant<u32, u32>| t.stats().inserts;
+    let before: Vec<u64> = tenants.iter().map(inserts).collect();
+    tenants[1].insert(1_000_000, 5);
+    tenants[2].insert(1_000_000, 5);
+    assert_eq!(
+        inserts(&tenants[1]),
+        before[1],
+        "tiny took a value over its cap"
+    );
+    assert_eq!(
+        inserts(&tenants[2]),
+        before[2] + 1,
+        "plain refused a value within its cap"
+    );
+    let heard = heard.lock().unwrap();
+    for (name, t) in names.iter().zip(&tenants) {
+        let of_t = heard.iter().filter(|h| h.0.as_str() == Some(*name));
+        assert!(of_t.clone().all(|h| h.3 == RemovalCause::TenantCapacity));
+        assert_eq!(of_t.count() as u64, t.stats().tenant_evictions);
+    }
+    assert!(heard
+        .iter()
+        .any(|h| h.0.as_str() == Some("tiny") && h.1 == 1_000_000 && h.2 == 5));
+    cache.validate();
+}
+
+#[test]
+fn a_tenants_own_cap_is_decided_when_the_cache_meets_it_again() {
+    let asked = Arc::new(AtomicUsize::new(0));
+    let counter = asked.clone();
+    let cache: Cache<u32, u32> = Cache::builder()
+        .max_capacity(100)
+        .tenant_capacity_by(move |_: &TenantId| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            Some(7)
+        })
+        .build();
+    let a = cache.tenant("a");
+    let again = cache.tenant("a");
+    assert_eq!((a.capacity(), again.capacity()), (7, 7));
+    assert_eq!(
+        asked.load(Ordering::SeqCst),
+        1,
+        "asked once while remembered"
+    );
+    drop((a, again)); // no handle and no entry: forgotten
+    assert!(cache.tenants().is_empty());
+    assert_eq!(cache.tenant("a").capacity(), 7);
+    assert_eq!(
+        asked.load(Ordering::SeqCst),
+        2,
+        "asked again after forgetting"
+    );
+    assert_eq!(cache.tenant_capacity(), 100, "the default is max_capacity");
 }
