@@ -12,6 +12,8 @@ use tenant_cache::{Cache, Retry};
 struct Config {
     max_capacity: Option<u64>,
     tenant_capacity: Option<u64>,
+    /// A cap of their own for the tenants of even id.
+    even_tenants_capacity: Option<u64>,
     ttl: Option<(u64, u32)>,
     shards: Option<usize>,
     weight: Option<u32>,
@@ -34,6 +36,9 @@ fuzz_target!(|c: Config| {
     }
     if let Some(n) = c.tenant_capacity {
         b = b.tenant_capacity(n);
+    }
+    if let Some(n) = c.even_tenants_capacity {
+        b = b.tenant_capacity_by(move |id| id.as_u64().filter(|t| t % 2 == 0).map(|_| n));
     }
     if let Some(d) = c.ttl {
         b = b.time_to_live(duration(d));
@@ -64,6 +69,7 @@ fuzz_target!(|c: Config| {
         let _ = t.get(&key);
         let _ = t.try_get_with(key.wrapping_add(1), |_| Err::<u64, ()>(()));
         assert!(cache.weighted_size() <= cache.max_capacity());
+        assert!(t.weighted_size() <= t.capacity());
     }
     cache.validate();
 });
