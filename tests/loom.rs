@@ -441,6 +441,25 @@ fn an_insert_racing_invalidate_all_in_a_full_cache_keeps_counts_exact() {
     });
 }
 
+/// Tenant "a", holding key 7, inserts key 1 while "b" inserts keys 1 and
+/// 2; checks that neither reads the other's value, and hands back both.
+fn a_inserting_against_b(cache: &Cache<u32, u32>) -> (Tenant<u32, u32>, Tenant<u32, u32>) {
+    cache.tenant("a").insert(7, 7);
+    let (a, b) = (cache.tenant("a"), cache.tenant("b"));
+    race(
+        move || a.insert(1, 1),
+        move || {
+            b.insert(1, 2);
+            b.insert(2, 2);
+        },
+    );
+    cache.validate();
+    let (a, b) = (cache.tenant("a"), cache.tenant("b"));
+    assert!(matches!(a.get(&1), None | Some(1)), "b's value under a");
+    assert!(matches!(b.get(&1), None | Some(2)), "a's value under b");
+    (a, b)
+}
+
 #[test]
 fn a_tenant_at_its_cap_racing_another_evicts_only_its_own_entries() {
     loom::model(|| {
@@ -449,24 +468,12 @@ fn a_tenant_at_its_cap_racing_another_evicts_only_its_own_entries() {
             .tenant_capacity(1)
             .shards(2)
             .build();
-        cache.tenant("a").insert(7, 7);
-        let (a, b) = (cache.tenant("a"), cache.tenant("b"));
-        race(
-            move || a.insert(1, 1),
-            move || {
-                b.insert(1, 2);
-                b.insert(2, 2);
-            },
-        );
-        cache.validate();
-        let (a, b) = (cache.tenant("a"), cache.tenant("b"));
+        let (a, b) = a_inserting_against_b(&cache);
         assert_eq!(
             (a.entry_count(), b.entry_count()),
             (1, 1),
             "each at its cap"
         );
-        assert!(matches!(a.get(&1), None | Some(1)), "b's value under a");
-        assert!(matches!(b.get(&1), None | Some(2)), "a's value under b");
         assert_eq!(
             u64::from(a.contains(&7)) + u64::from(a.contains(&1)),
             1,
@@ -484,25 +491,13 @@ fn tenants_with_caps_of_their_own_racing_each_evict_only_down_to_their_own() {
             .tenant_capacity_by(|id: &TenantId| (id.as_str() == Some("b")).then_some(2))
             .shards(2)
             .build();
-        cache.tenant("a").insert(7, 7);
         cache.tenant("b").insert(5, 5);
-        let (a, b) = (cache.tenant("a"), cache.tenant("b"));
-        race(
-            move || a.insert(1, 1),
-            move || {
-                b.insert(1, 2);
-                b.insert(2, 2);
-            },
-        );
-        cache.validate();
-        let (a, b) = (cache.tenant("a"), cache.tenant("b"));
+        let (a, b) = a_inserting_against_b(&cache);
         assert_eq!(
             (a.entry_count(), b.entry_count()),
             (1, 2),
             "each at its own cap"
         );
-        assert!(matches!(a.get(&1), None | Some(1)), "b's value under a");
-        assert!(matches!(b.get(&1), None | Some(2)), "a's value under b");
     });
 }
 
