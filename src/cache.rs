@@ -599,9 +599,7 @@ impl<K: Hash + Eq, V> Inner<K, V> {
         // A load that fails may serve a value that expired up to `window`
         // ago (`expires_at >= now - window`): only older ones go.
         let expired_by = match self.load.stale_if_error {
-            Some(window) => now
-                .saturating_sub(u64::try_from(window.as_nanos()).unwrap_or(u64::MAX))
-                .saturating_sub(1),
+            Some(window) => Time::before(now, window).saturating_sub(1),
             None => now,
         };
         for shard in self.shards.iter() {

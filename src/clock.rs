@@ -142,6 +142,12 @@ impl Time {
         stamp.saturating_add(nanos)
     }
 
+    /// `stamp - d`, saturating at 0: the stamp `d` before `stamp`.
+    pub(crate) fn before(stamp: u64, d: Duration) -> u64 {
+        let nanos = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        stamp.saturating_sub(nanos)
+    }
+
     /// How long a waiter may block before looking at the clock again.
     pub(crate) fn park_slice(&self, remaining: Duration) -> Duration {
         match self.clock {

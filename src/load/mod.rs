@@ -492,14 +492,11 @@ where
         if let Some(window) = policy.stale_if_error {
             let tid = self.state.tid();
             let hash = inner.hash(tid, key);
-            let now = inner.time.now_stamp();
-            let window = u64::try_from(window.as_nanos()).unwrap_or(u64::MAX);
-            let stale = inner.shard(hash).read().get_stale(
-                hash as u32,
-                tid,
-                key,
-                now.saturating_sub(window),
-            );
+            let not_before = Time::before(inner.time.now_stamp(), window);
+            let stale = inner
+                .shard(hash)
+                .read()
+                .get_stale(hash as u32, tid, key, not_before);
             if let Some(v) = stale.filter(|_| self.state.tid() == tid) {
                 self.state.record(Event::StaleServed, 1);
                 return Ok(v);
